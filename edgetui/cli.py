@@ -1,0 +1,107 @@
+"""The `edgetui` command: a thin typer face over the core. No logic the TUI would also need.
+
+Exit codes everywhere: 0 ok, 1 a check or gate failed, 2 bad input (one line on stderr: problem + fix).
+Each part registers its own commands from `edgetui/<part>/cli.py`.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import typer
+
+from edgetui import __version__
+from edgetui.config import ConfigError
+from edgetui.engine.base import EngineError, GenParams
+from edgetui.ota.manifest import ManifestError
+from edgetui.ota.recipe import RecipeError
+from edgetui.ota.store import StoreError
+
+app = typer.Typer(add_completion=False, no_args_is_help=False, help="Offline policy assistant for edge devices.")
+
+BAD_INPUT = (ConfigError, EngineError, ManifestError, RecipeError, StoreError)
+
+
+def fail(message: str, code: int = 2) -> None:
+    """Print one line naming the problem and the fix, exit non-zero."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+@app.callback(invoke_without_command=True)
+def root(ctx: typer.Context, version: bool = typer.Option(False, "--version", help="Print the version.")) -> None:
+    """With no command, open the TUI on the active bundle."""
+    if version:
+        typer.echo(f"edgetui {__version__}")
+        raise typer.Exit(0)
+    if ctx.invoked_subcommand is None:
+        from screens.app import run_app
+
+        run_app()
+
+
+@app.command()
+def generate(
+    text: str,
+    max_tokens: int = typer.Option(64, "--max-tokens", "-n", min=1, help="Output cap in tokens."),
+    raw: bool = typer.Option(False, "--raw", help="Send TEXT as is, without the chat format."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object with text and stats."),
+) -> None:
+    """Stream a completion from the active bundle's model."""
+    from edgetui.session import active_bundle, engine_log
+
+    try:
+        bundle = active_bundle()
+        engine = bundle.engine(engine_log())
+        prompt = text if raw else bundle.chat_prompt(text)
+        try:
+            g = engine.generate(prompt, GenParams(max_tokens=max_tokens))
+            for tok in g:
+                if not as_json:
+                    sys.stdout.write(tok.text)
+                    sys.stdout.flush()
+        finally:
+            engine.close()
+    except BAD_INPUT as e:
+        fail(str(e))
+    if as_json:
+        typer.echo(json.dumps({"bundle": bundle.ref, "text": g.text, "stats": g.stats.to_dict()}))
+    else:
+        s = g.stats
+        typer.echo(f"\n[{s.prompt_tokens} prompt tok, TTFT {s.ttft_ms:.0f} ms, {s.decode_tps:.1f} tok/s]", err=True)
+
+
+@app.command()
+def doctor(as_json: bool = typer.Option(False, "--json")) -> None:
+    """Check the install: versions, CPU features, data dir, active bundle, sensors, a crash probe."""
+    from edgetui.doctor import run_checks
+
+    findings = run_checks()
+    if as_json:
+        typer.echo(json.dumps([f.__dict__ for f in findings], indent=2))
+    else:
+        for f in findings:
+            typer.echo(f.line())
+    raise typer.Exit(0 if all(f.ok for f in findings) else 1)
+
+
+def _register_parts() -> None:
+    from edgetui.assistant import cli as assistant_cli
+    from edgetui.evals import cli as evals_cli
+    from edgetui.ota import cli as ota_cli
+    from edgetui.telemetry import cli as telemetry_cli
+
+    for part in (assistant_cli, telemetry_cli, evals_cli, ota_cli):
+        part.register(app)
+    # distill registers lazily: its module imports torch only inside commands.
+    from edgetui.distill import cli as distill_cli
+
+    distill_cli.register(app)
+
+
+_register_parts()
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,1 @@
+"""Bundles: manifest format, recipe builds, the on-disk store with an atomically swapped pointer."""

@@ -1,0 +1,67 @@
+"""The running product: data dir, database, the active bundle and its engine.
+
+Shared by the CLI and the TUI so both faces see the same state. First use builds the default
+bundle from `bundles/<default>/` into the store and activates it.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+from edgetui.config import REPO_ROOT, Paths, load_settings, paths
+from edgetui.ota.bundle import Bundle
+from edgetui.ota.recipe import build, load_recipe
+from edgetui.ota.store import Store, StoreError
+
+RECIPES = REPO_ROOT / "bundles"
+
+
+def store(p: Paths | None = None) -> Store:
+    return Store((p or paths()).ensure().store)
+
+
+def ensure_default_bundle(p: Paths | None = None) -> Bundle:
+    """Return the active bundle, building and activating the default recipe when there is none."""
+    p = (p or paths()).ensure()
+    st = Store(p.store)
+    if st.active_ref() is not None:
+        return st.active()
+    name = load_settings(p).default_bundle
+    recipe_dir = RECIPES / name
+    version = load_recipe(recipe_dir)["version"]
+    target = st.version_dir(name, version)
+    if not (target / "manifest.json").is_file():
+        staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=p.store))
+        try:
+            build(recipe_dir, staging / "b")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if target.exists():
+                shutil.rmtree(target)
+            (staging / "b").rename(target)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    st.set_active(name, version)
+    _record_default_install(p, name, version)
+    return st.active()
+
+
+def _record_default_install(p: Paths, name: str, version: str) -> None:
+    """Let the OTA history know about the first-run install when that part is present."""
+    try:
+        from edgetui.ota.history import record
+    except ImportError:
+        return
+    record(p, "install", f"{name}@{version}", "default bundle built on first run")
+
+
+def active_bundle(p: Paths | None = None) -> Bundle:
+    try:
+        return store(p).active()
+    except StoreError:
+        return ensure_default_bundle(p)
+
+
+def engine_log(p: Paths | None = None) -> Path:
+    return (p or paths()).ensure().home / "engine.log"

@@ -1,0 +1,1 @@
+"""The Textual face of edgetui. Depends on `edgetui`; `edgetui` never imports this package."""
