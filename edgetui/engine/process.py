@@ -8,6 +8,7 @@ starts a fresh child. The child's stderr goes to a log file so llama.cpp never w
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 import os
 import signal
@@ -275,10 +276,8 @@ class ProcessEngine:
 
     def _publish(self, event: object) -> None:
         for cb in list(self.listeners):
-            try:
+            with contextlib.suppress(Exception):  # a listener must never break generation
                 cb(event)
-            except Exception:  # a listener must never break generation
-                pass
 
 
 def engine_for_model(model_path: str | Path, n_ctx: int = 2048, n_threads: int | None = None,
