@@ -12,6 +12,7 @@ import contextlib
 import multiprocessing as mp
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -87,6 +88,18 @@ def _child_main(conn, cancel, spec: EngineSpec) -> None:
             conn.send(("error", type(e).__name__, str(e)))
 
 
+@contextlib.contextmanager
+def _real_stdio():
+    """Multiprocessing hands sys.stderr's fd to helper processes; a TUI (or pytest) may have
+    replaced sys.stderr with an object without a real fd, so lend the original streams for the call."""
+    saved = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr = saved
+
+
 def _describe_exit(code: int | None) -> tuple[str, str | None]:
     if code is not None and code < 0:
         name = signal.Signals(-code).name
@@ -149,7 +162,8 @@ class ProcessEngine:
         self._ctx = mp.get_context("spawn")
         self._proc = None
         self._conn = None
-        self._cancel = self._ctx.Event()
+        with _real_stdio():
+            self._cancel = self._ctx.Event()
         self._lock = threading.RLock()
         self._current: ProcessGeneration | None = None
         self.listeners: list[Callable[[object], None]] = []
@@ -173,7 +187,8 @@ class ProcessEngine:
             self._proc = self._ctx.Process(
                 target=_child_main, args=(child, self._cancel, self.spec), daemon=True, name="edgetui-engine"
             )
-            self._proc.start()
+            with _real_stdio():
+                self._proc.start()
             child.close()
             self._conn = parent
             msg = self._recv(timeout=120)
@@ -183,16 +198,14 @@ class ProcessEngine:
             self.n_ctx = msg[1]["n_ctx"]
 
     def close(self) -> None:
+        """Stop the child: cancel any stream, ask it to exit, kill it if it has not after 2 s."""
         with self._lock:
             if self._proc is None:
                 return
-            try:
-                if self._current is not None:
-                    self._current.drain()
+            self._cancel.set()
+            with contextlib.suppress(OSError, AttributeError):
                 self._conn.send(("close",))
-                self._proc.join(5)
-            except (OSError, EngineError):
-                pass
+            self._proc.join(2)
             self._reap()
 
     def _reap(self) -> None:
