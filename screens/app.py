@@ -18,6 +18,7 @@ from screens.context import AppContext
 # (mode, "module:Class", key, description). A part adds its screen here.
 SCREENS: list[tuple[str, str, str, str]] = [
     ("chat", "screens.chat:ChatScreen", "f1", "Chat"),
+    ("telemetry", "screens.telemetry:TelemetryScreen", "f2", "Telemetry"),
 ]
 
 
