@@ -67,7 +67,7 @@ class Verdict:
     duration_s: float
     requests: int
     errors: int
-    decode_tokens: int
+    decode_tokens: int  # every token generated in the run
     burst_tps: float | None  # decode rate over the first BURST_S seconds
     floor_tps: float | None  # lowest FLOOR_S-second window
     floor_at_s: float | None  # where that window starts, seconds into the run
