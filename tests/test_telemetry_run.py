@@ -136,11 +136,12 @@ def test_golden_questions_come_from_the_bundles_golden_set(tmp_path):
     qs = golden_questions(None, "field-policy")
     assert len(qs) >= 20 and qs[0] == "What seal kit do I use on P-201?"
     bad = tmp_path / "bad.jsonl"
-    bad.write_text('{"question": "ok"}\nnot json\n')
-    with pytest.raises(WorkloadError, match="line 2"):
+    bad.write_text("not json\n")
+    with pytest.raises(WorkloadError, match=f"^{bad}:1: "):
         golden_questions(bad)
-    with pytest.raises(WorkloadError, match="cannot be read"):
+    with pytest.raises(WorkloadError, match="no such file"):
         golden_questions(tmp_path / "missing.jsonl")
+    assert golden_questions(None, "no-such-bundle") == qs  # falls back to the default bundle's set
 
 
 # -- the real thing ------------------------------------------------------------------------------

@@ -74,7 +74,7 @@ def past_run(ctx: AppContext) -> int:
     store.open_event(ev, rid)
     store.close_event(ev)
     iv = [(t / 50, (t + 1) / 50) for t in range(0, 6000)]  # 50 tok/s for 120 s
-    v = compute_verdict(iv, 0, 120, [180.0, 210.0], 2, 0, 30.0, energy_j=1500.0, throttle_events=1)
+    v = compute_verdict(iv, 0, 120, [190.0, 210.0, 210.0], 2, 0, 30.0, energy_j=1500.0, throttle_events=1)
     store.finish_run(rid, v, ended=T0 + 120)
     return rid
 

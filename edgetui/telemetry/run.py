@@ -8,14 +8,12 @@ run (Ctrl+C, an engine crash, the operator's stop) keeps what it recorded and is
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgetui.config import REPO_ROOT
 from edgetui.engine.base import EngineCrashed, EngineError
 from edgetui.telemetry.sampler import DecodeMeter, Sampler
 from edgetui.telemetry.storage import TelemetryStore
@@ -49,32 +47,19 @@ class RunResult:
 
 
 def golden_questions(path: Path | None = None, bundle_name: str = "field-policy") -> list[str]:
-    """Questions of a golden set (JSONL with `question`): `path`, else the newest golden_sets/<bundle>/v*.jsonl."""
-    if path is None:
-        d = REPO_ROOT / "golden_sets" / bundle_name
-        if not d.is_dir():
-            d = REPO_ROOT / "golden_sets" / "field-policy"
-        files = sorted(d.glob("v*.jsonl"), key=lambda p: int("".join(c for c in p.stem if c.isdigit()) or 0))
-        if not files:
-            raise WorkloadError(f"no golden set in {d}: pass --golden PATH to a JSONL file with `question` fields")
-        path = files[-1]
+    """Questions of a golden set: `path`, else the newest set for the bundle (else for the default bundle)."""
+    from edgetui.config import load_settings
+    from edgetui.evals.golden import GoldenError, default_golden_path, load_golden
+
     try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except OSError as e:
-        raise WorkloadError(f"golden set {path} cannot be read ({e.strerror}): pass an existing JSONL file") from e
-    out = []
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            q = json.loads(line).get("question")
-        except (json.JSONDecodeError, AttributeError) as e:
-            raise WorkloadError(f"golden set {path} line {n} is not a JSON object: fix or remove it") from e
-        if isinstance(q, str) and q.strip():
-            out.append(q)
-    if not out:
-        raise WorkloadError(f"golden set {path} has no `question` fields: use a golden-set JSONL file")
-    return out
+        if path is None:
+            try:
+                path = default_golden_path(bundle_name)
+            except GoldenError:
+                path = default_golden_path(load_settings().default_bundle)
+        return [c.question for c in load_golden(path).cases]
+    except GoldenError as e:
+        raise WorkloadError(str(e)) from e
 
 
 def assistant_workload(bundle, engine, cancel: threading.Event | None = None) -> AskFn:

@@ -14,6 +14,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from itertools import accumulate
 
+from edgetui.evals.stats import percentile
+
 BURST_S = 20.0
 FLOOR_S = 30.0
 
@@ -52,15 +54,6 @@ class DecodeRates:
         return lowest, at, window
 
 
-def percentile(values: Sequence[float], q: float) -> float | None:
-    """Nearest-rank percentile (q in 0..100); None for no values."""
-    vals = sorted(v for v in values if v is not None)
-    if not vals:
-        return None
-    k = max(0, math.ceil(q / 100 * len(vals)) - 1)
-    return vals[k]
-
-
 @dataclass(frozen=True)
 class Verdict:
     complete: bool
@@ -72,7 +65,7 @@ class Verdict:
     floor_tps: float | None  # lowest FLOOR_S-second window
     floor_at_s: float | None  # where that window starts, seconds into the run
     floor_window_s: float
-    p95_ttft_ms: float | None
+    p95_ttft_ms: float | None  # linear-interpolated, as the eval gate computes it
     energy_j: float | None
     tokens_per_joule: float | None
     throttle_events: int
