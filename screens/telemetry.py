@@ -124,6 +124,8 @@ class TelemetryScreen(Screen):
 
     def on_unmount(self) -> None:
         self._unsubscribe()
+        if self._cancel is not None:  # the app is closing mid-run: end it between requests, kept as incomplete
+            self._cancel.set()
 
     # -- live view ---------------------------------------------------------------------------
     def on_telemetry_screen_sampled(self, msg: Sampled) -> None:
@@ -174,6 +176,7 @@ class TelemetryScreen(Screen):
     def refresh_runs(self) -> None:
         table = self.query_one("#runs", DataTable)
         table.clear()
+        self.store.close_abandoned()
         for r in self.store.runs(50):
             v = r.verdict
             table.add_row(

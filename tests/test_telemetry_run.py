@@ -132,6 +132,17 @@ def test_exports_carry_the_run_as_json_csv_and_a_prometheus_textfile(store, samp
     assert prometheus_text(store.run(res.run_id)) == prom
 
 
+def test_a_run_whose_process_died_is_marked_abandoned_not_left_running(store):
+    t0 = time.time() - 600
+    rid = store.create_run("b@1", 10.0, None, 30.0, started=t0)
+    store.add_request(rid, 0, "q", t0 + 5, {"ttft_ms": 100.0})
+    fresh = store.create_run("b@1", 10.0, None, 30.0)
+    assert store.close_abandoned() == 1
+    run = store.run(rid)
+    assert run.status == "incomplete" and run.reason.startswith("abandoned") and run.ended == t0 + 5
+    assert store.run(fresh).status == "running"
+
+
 def test_golden_questions_come_from_the_bundles_golden_set(tmp_path):
     qs = golden_questions(None, "field-policy")
     assert len(qs) >= 20 and qs[0] == "What seal kit do I use on P-201?"

@@ -19,6 +19,7 @@ from edgetui.telemetry.throttle import ThrottleEvent
 from edgetui.telemetry.verdict import Verdict
 
 UNTAGGED_KEEP_S = 24 * 3600  # samples taken outside a run are kept one day
+ABANDONED_S = 120.0  # a 'running' run with nothing recorded for this long lost its process (kill -9, power)
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,19 @@ class TelemetryStore:
     def run(self, run_id: int) -> RunRow | None:
         rows = list(self.db.query("SELECT * FROM telemetry_runs WHERE id=?", [run_id]))
         return RunRow.from_row(rows[0]) if rows else None
+
+    def close_abandoned(self, now: float | None = None) -> int:
+        """Mark runs whose recording process died without a word as incomplete (they keep their rows)."""
+        cutoff = (now or time.time()) - ABANDONED_S
+        cur = self.db.execute(
+            "UPDATE telemetry_runs SET status='incomplete', reason='abandoned: the process recording it stopped', "
+            "ended=MAX(started, COALESCE((SELECT MAX(t) FROM telemetry_samples WHERE run_id=telemetry_runs.id), 0), "
+            "COALESCE((SELECT MAX(t) FROM telemetry_requests WHERE run_id=telemetry_runs.id), 0)) "
+            "WHERE status='running' AND started<? "
+            "AND COALESCE((SELECT MAX(t) FROM telemetry_samples WHERE run_id=telemetry_runs.id), 0)<? "
+            "AND COALESCE((SELECT MAX(t) FROM telemetry_requests WHERE run_id=telemetry_runs.id), 0)<?",
+            (cutoff, cutoff, cutoff))
+        return cur.rowcount
 
     def runs(self, limit: int = 50) -> list[RunRow]:
         return [RunRow.from_row(r) for r in self.db.query(
