@@ -121,12 +121,16 @@ def student_from_teacher(teacher: Teacher, keep_layers: list[int]) -> Student:
 
 
 def default_keep_layers(n_teacher: int, n_student: int) -> list[int]:
-    """Evenly spaced blocks, always keeping the first and the last."""
+    """The first 40% of the student's blocks from the teacher's start, the rest from its end.
+
+    On SmolLM2-135M halved to 15 blocks this started training at CE 6.7 on a capture sample, against
+    12.7 for evenly spaced blocks, 7.2 for the 15 highest block-influence scores and 18.9 for the
+    first 15 blocks (deep blocks near the output matter most; the middle is the most redundant).
+    """
     if n_student >= n_teacher:
         return list(range(n_teacher))
-    if n_student == 1:
-        return [0]
-    return sorted({round(i * (n_teacher - 1) / (n_student - 1)) for i in range(n_student)})
+    head = max(1, round(0.4 * n_student))
+    return list(range(head)) + list(range(n_teacher - (n_student - head), n_teacher))
 
 
 def write_gguf(model: Student, out: str | Path, tokenizer_fields: dict, qtype: str = "f16",
