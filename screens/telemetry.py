@@ -129,6 +129,9 @@ class TelemetryScreen(Screen):
 
     # -- live view ---------------------------------------------------------------------------
     def on_telemetry_screen_sampled(self, msg: Sampled) -> None:
+        engine = self.app.ctx._engine  # follow a bundle switch (a new engine), without starting one
+        if engine is not None:
+            self.sampler.attach(engine)
         if self._viewing is None:
             self.show_live()
 
@@ -267,6 +270,8 @@ class TelemetryScreen(Screen):
             self.post_message(self.RunEnded(run.run()))
         except (WorkloadError, EngineError) as e:
             self.post_message(self.RunEnded(None, str(e)))
+        except Exception as e:  # the run row (if any) is already marked incomplete; keep the app up
+            self.post_message(self.RunEnded(None, f"sustained run failed: {type(e).__name__}: {e}"))
         finally:
             store.db.conn.close()
 

@@ -159,3 +159,33 @@ def test_snapshot_throttling_at_80x24(ctx, tmp_path, snap_compare):
     ctx.services["sampler"] = replay(tmp_path, ctx.paths.db, upto=6)
     past_run(ctx)
     assert snap_compare(TelemetryHost(ctx), terminal_size=(80, 24))
+
+
+@pytest.mark.model
+@pytest.mark.slow
+async def test_r_runs_a_sustained_run_to_its_verdict_and_the_run_lists_the_throttle_event(ctx, tmp_path, monkeypatch):
+    pytest.importorskip("edgetui.assistant.pipeline")  # TODO(telemetry): drop once the assistant lands
+    ctx.services["sampler"] = replay(tmp_path, ctx.paths.db, upto=6, real_clock=True)  # throttling right now
+    monkeypatch.setattr(TelemetryScreen, "run_minutes", None)
+    monkeypatch.setattr(TelemetryScreen, "run_requests", 2)
+    app = TelemetryHost(ctx)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        assert text(app, "#run-status") == "r: start a sustained run (2 requests)"
+        await pilot.press("r")
+        await pilot.pause()
+        assert app.screen.query_one("#run-progress").display
+        for _ in range(1200):
+            await pilot.pause(0.1)
+            if app.screen._cancel is None:
+                break
+        table = app.screen.query_one("#runs", DataTable)
+        assert table.row_count == 1
+        row = [str(c) for c in table.get_row_at(0)]
+        assert row[2] == "field-policy@1.0.0" and row[5] == "30" and row[6] in ("PASS", "FAIL")
+        verdict = text(app, "#verdict")
+        assert verdict.startswith(f"run {row[0]} {row[6]}: burst ") and "2 throttle events" in verdict
+        events = text(app, "#throttle").splitlines()
+        assert events[0].startswith("⚠ 0:00–… thermal: x86_pkg_temp 96.0°C ≥ passive trip 95°C")
+        assert events[1].startswith("⚠ 0:00–… cpufreq: 1.80/3.00 GHz")
+        assert text(app, "#run-status") == "r: start a sustained run (2 requests)"

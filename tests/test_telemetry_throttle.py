@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -19,12 +20,15 @@ SCENARIO = Path(__file__).parent / "fixtures" / "sysfs" / "throttling"
 T0 = 1_700_000_000.0  # wall clock of the scenario's t=0
 
 
-def replay(tmp_path: Path, db_path: Path | None = None, upto: int | None = None) -> Sampler:
-    """Copy the scenario's base tree and play its timeline into a manual sampler, one sample per step."""
+def replay(tmp_path: Path, db_path: Path | None = None, upto: int | None = None, real_clock: bool = False,
+           ) -> Sampler:
+    """Copy the scenario's base tree and play its timeline into a manual sampler, one sample per step
+    (at scenario time T0 + t, or at the real time of each step with `real_clock`)."""
     root = tmp_path / "throttling-root"
     shutil.copytree(SCENARIO / "base", root)
     now = [0.0]
-    sampler = Sampler(Sensors(root, clock=lambda: now[0]), hz=0, db_path=db_path, clock=lambda: T0 + now[0])
+    wall = time.time if real_clock else (lambda: T0 + now[0])
+    sampler = Sampler(Sensors(root, clock=lambda: now[0]), hz=0, db_path=db_path, clock=wall)
     sampler.root = root
     for step in json.loads((SCENARIO / "timeline.json").read_text())["steps"][: None if upto is None else upto + 1]:
         for rel, content in step["files"].items():
