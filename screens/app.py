@@ -19,6 +19,7 @@ from screens.context import AppContext
 SCREENS: list[tuple[str, str, str, str]] = [
     ("chat", "screens.chat:ChatScreen", "f1", "Chat"),
     ("telemetry", "screens.telemetry:TelemetryScreen", "f2", "Telemetry"),
+    ("evals", "screens.evals:EvalScreen", "f3", "Evals"),
 ]
 
 

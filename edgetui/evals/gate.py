@@ -189,39 +189,52 @@ def previous_active_ref(paths, current_ref: str | None = None) -> str | None:
 
 def smoke_gate(bundle, paths, baseline_bundle=None, timeout_s: float = 300.0, golden_path: Path | None = None,
                run_missing_baseline: bool = True) -> GateResult:
-    """Run the smoke subset on an installed `bundle` and gate it; for the OTA installer.
+    """Run the smoke subset on an installed `bundle` and gate it; the one call the OTA installer needs.
 
     `bundle` is an `edgetui.ota.bundle.Bundle`, `paths` an `edgetui.config.Paths`. `baseline_bundle`
     (a Bundle, or None) is what it must not regress against, usually the previously active bundle:
-    its last passing smoke or full run on the same golden set is the baseline, and when it has none
-    and `run_missing_baseline` is true its smoke subset is run first (one more model load). Without a
-    baseline bundle the default baseline rules apply. `timeout_s` bounds each engine request; a run
-    that cannot finish is a failed gate, never an exception, except bad input: a golden set that fails
-    validation raises `GoldenError`.
+    its last passing run (smoke or full) on the same golden set is the baseline; when it has none and
+    `run_missing_baseline` is true, its smoke subset is run first (one more model load). Without a
+    baseline bundle the default rules apply (see `default_baseline_ref`). `timeout_s` bounds the
+    whole call: at the deadline the run in progress is cancelled, its finished cases stay stored (a
+    later call resumes them) and the gate fails. Any error is a failed gate, never an exception,
+    except a golden set that fails validation (`GoldenError`: bad input, nothing stored).
 
-    Returns `GateResult(passed, reasons, run_id, ...)`; `reasons` lists each failed check in words.
-    The run and its verdict are stored in the database like any `edgetui eval` run.
+    Returns `GateResult(passed, reasons, run_id, ...)`: `reasons` lists each failed check in words;
+    the run and its verdict are stored in the database like any `edgetui eval` run.
     """
+    import threading
+
+    from edgetui.db import open_db
+    from edgetui.evals.golden import GoldenError, default_golden_path, load_golden
     from edgetui.evals.runner import evaluate_bundle
 
+    golden_path = golden_path or default_golden_path(bundle.name)
+    golden = load_golden(golden_path)
     base_ref = baseline_bundle.ref if baseline_bundle is not None else None
+    cancel = threading.Event()
+    timer = threading.Timer(timeout_s, cancel.set)
+    timer.daemon = True
+    timer.start()
     try:
-        if baseline_bundle is not None and run_missing_baseline:
-            from edgetui.db import open_db
-            from edgetui.evals.golden import default_golden_path, load_golden
-
-            golden = load_golden(golden_path or default_golden_path(bundle.name))
-            if RunStore(open_db(p=paths)).last_passing(golden.sha256, bundle_ref=base_ref) is None:
-                evaluate_bundle(baseline_bundle, paths, golden_path=golden_path, smoke=True, timeout_s=timeout_s)
+        if base_ref is not None and run_missing_baseline and base_ref != bundle.ref:
+            db = open_db(p=paths)
+            try:
+                missing = RunStore(db).last_passing(golden.sha256, bundle_ref=base_ref) is None
+            finally:
+                db.conn.close()
+            if missing:
+                evaluate_bundle(baseline_bundle, paths, golden_path=golden_path, smoke=True, timeout_s=timeout_s,
+                                cancel=cancel)
         out = evaluate_bundle(bundle, paths, golden_path=golden_path, smoke=True, baseline_ref=base_ref,
-                              timeout_s=timeout_s)
+                              timeout_s=timeout_s, cancel=cancel)
+    except GoldenError:
+        raise
     except Exception as e:
-        from edgetui.evals.golden import GoldenError
-
-        if isinstance(e, GoldenError):
-            raise
         return GateResult(False, [f"smoke eval could not run: {type(e).__name__}: {e}"])
+    finally:
+        timer.cancel()
     if out.gate is None:
-        return GateResult(False, [f"smoke run {out.run.id} did not finish ({out.run.n_done}/{out.run.n_cases})"],
-                          out.run.id)
+        return GateResult(False, [f"smoke run {out.run.id} did not finish within {timeout_s:.0f} s "
+                                  f"({out.run.n_done}/{out.run.n_cases} cases)"], out.run.id)
     return out.gate

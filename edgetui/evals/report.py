@@ -37,17 +37,23 @@ def latency_lines(run: RunRow) -> list[str]:
             f"overhead ratio {ratio if ratio is not None else 'n/a'}"]
 
 
-def slice_lines(out: Outcome) -> list[str]:
+def slice_rows(out: Outcome) -> list[tuple[str, str, str, str, str, str]]:
+    """(slice, cases, passed, quality, baseline, delta) per slice, then overall; '—' without a baseline."""
     deltas = (out.gate.deltas if out.gate else {}) or {}
-    lines = [f"{'slice':<15}{'cases':>6}{'pass':>6}{'quality':>9}{'baseline':>10}{'delta':>8}"]
-    for s in out.run.slices or []:
-        d = deltas.get("slices", {}).get(s["slice"])
-        lines.append(f"{s['slice']:<15}{s['cases']:>6}{s['passed']:>6}{s['quality']:>9.3f}"
-                     + (f"{d['baseline']:>10.3f}{d['delta']:>+8.3f}" if d else f"{'—':>10}{'':>8}"))
-    d = deltas.get("overall")
+
+    def vs(d: dict | None) -> tuple[str, str]:
+        return (f"{d['baseline']:.3f}", f"{d['delta']:+.3f}") if d else ("—", "")
+
+    rows = [(s["slice"], str(s["cases"]), str(s["passed"]), f"{s['quality']:.3f}",
+             *vs(deltas.get("slices", {}).get(s["slice"]))) for s in out.run.slices or []]
     run = out.run
-    lines.append(f"{'overall':<15}{run.n_done:>6}{run.n_passed:>6}{(run.quality or 0):>9.3f}"
-                 + (f"{d['baseline']:>10.3f}{d['delta']:>+8.3f}" if d else f"{'—':>10}{'':>8}"))
+    rows.append(("overall", str(run.n_done), str(run.n_passed), f"{run.quality or 0:.3f}", *vs(deltas.get("overall"))))
+    return rows
+
+
+def slice_lines(out: Outcome) -> list[str]:
+    lines = [f"{'slice':<15}{'cases':>6}{'pass':>6}{'quality':>9}{'baseline':>10}{'delta':>8}"]
+    lines += [f"{a:<15}{b:>6}{c:>6}{d:>9}{e:>10}{f:>8}" for a, b, c, d, e, f in slice_rows(out)]
     return lines
 
 
