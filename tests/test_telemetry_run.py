@@ -20,6 +20,7 @@ from edgetui.telemetry.run import SustainedRun, WorkloadError, assistant_workloa
 from edgetui.telemetry.sampler import Sampler
 from edgetui.telemetry.sensors import Sensors
 from edgetui.telemetry.storage import TelemetryStore
+from edgetui.telemetry.throttle import ThrottleEvent
 
 SYSFS = Path(__file__).parent / "fixtures" / "sysfs"
 
@@ -141,6 +142,10 @@ def test_a_run_whose_process_died_is_marked_abandoned_not_left_running(store):
     run = store.run(rid)
     assert run.status == "incomplete" and run.reason.startswith("abandoned") and run.ended == t0 + 5
     assert store.run(fresh).status == "running"
+    ev = ThrottleEvent("thermal", "z", "z 99°C", t0 + 1)
+    store.open_event(ev, rid)  # left open by the process that died
+    store.close_abandoned()
+    assert store.events(rid)[0].end == t0 + 1
 
 
 def test_golden_questions_come_from_the_bundles_golden_set(tmp_path):

@@ -78,3 +78,11 @@ def test_active_trip_only_starts_a_fan_and_is_not_throttling():
     assert detect(Reading(mono=0, zones=(z,))) == {}
     hot = Zone("acpitz", 111.0, z.trips)
     assert detect(Reading(mono=0, zones=(hot,))) == {("thermal", "acpitz"): "acpitz 111.0°C ≥ critical trip 110°C"}
+
+
+def test_stopping_the_sampler_closes_events_still_open_at_its_last_sample(tmp_path):
+    db = tmp_path / "t.db"
+    sampler = replay(tmp_path, db, upto=6)  # both causes hold at t=6
+    sampler.stop()
+    events = TelemetryStore(open_db(db)).events_between(T0, T0 + 6)
+    assert [(e.cause, e.start - T0, e.end - T0) for e in events] == [("thermal", 4, 6), ("cpufreq", 5, 6)]

@@ -181,7 +181,10 @@ class Sampler:
             self._thread = None
         self.detach()
         with self._lock:
+            ended = self.tracker.close_all(self.latest.t if self.latest else self.clock())
             if self._store is not None:
+                for ev in ended:  # nobody watches after this: an open event ends at the last sample
+                    self._store.close_event(ev)
                 self._store.db.conn.close()
                 self._store = None
         self.sensors.close()

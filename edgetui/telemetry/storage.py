@@ -81,7 +81,8 @@ class TelemetryStore:
         return RunRow.from_row(rows[0]) if rows else None
 
     def close_abandoned(self, now: float | None = None) -> int:
-        """Mark runs whose recording process died without a word as incomplete (they keep their rows)."""
+        """Mark runs whose recording process died without a word as incomplete (they keep their rows), and
+        close the throttle events it left open; returns the number of runs marked."""
         cutoff = (now or time.time()) - ABANDONED_S
         cur = self.db.execute(
             "UPDATE telemetry_runs SET status='incomplete', reason='abandoned: the process recording it stopped', "
@@ -91,6 +92,10 @@ class TelemetryStore:
             "AND COALESCE((SELECT MAX(t) FROM telemetry_samples WHERE run_id=telemetry_runs.id), 0)<? "
             "AND COALESCE((SELECT MAX(t) FROM telemetry_requests WHERE run_id=telemetry_runs.id), 0)<?",
             (cutoff, cutoff, cutoff))
+        # events left open by a process that died: they end at the last sample anyone took
+        self.db.execute(
+            "UPDATE throttle_events SET end=MAX(start, COALESCE((SELECT MAX(t) FROM telemetry_samples), start)) "
+            "WHERE end IS NULL AND COALESCE((SELECT MAX(t) FROM telemetry_samples), 0)<?", (cutoff,))
         return cur.rowcount
 
     def runs(self, limit: int = 50) -> list[RunRow]:
