@@ -172,7 +172,7 @@ class TelemetryScreen(Screen):
         if pid == "hot":
             return f"{na(s.hottest_c)} {s.hottest_zone or ''}".rstrip()
         if pid == "freq":
-            return f"{ghz(s.freq_mhz)}/{ghz(s.freq_max_mhz)}"
+            return f"{ghz(s.freq_mhz)}/{ghz(s.freq_max_mhz)}" if s.freq_mhz is not None else "n/a"
         return f"{na(s.power_w)} ({na(s.energy_j, '.0f')} J)" if s.energy_j is not None else na(s.power_w)
 
     # -- past runs ---------------------------------------------------------------------------
