@@ -41,6 +41,9 @@ def _run(as_json: bool, fn: Callable[[], tuple[dict, str, bool]]) -> None:
         _fail(as_json, str(e), e.exit_code)
     except (RecipeError, ConfigError) as e:
         _fail(as_json, str(e), 2)
+    except OSError as e:  # disk full, permissions: the store was left consistent, say what failed
+        _fail(as_json, f"{e.filename or 'store'}: {e.strerror or e}: the store is unchanged or recovers on "
+                       "the next bundle command", 1)
     if as_json:
         typer.echo(json.dumps(obj, indent=2, default=str))
     elif text:

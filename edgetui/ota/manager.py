@@ -94,7 +94,17 @@ class Ota:
         """Undo an activation a crash left uncommitted; remove staging and trash leftovers."""
         st = self.store.state()
         note = None
-        if st.trial:
+        if st.trial and st.trial.get("kind") == "rollback":  # the operator's intent: finish it
+            ref, prev = st.trial["ref"], st.trial.get("previous")
+            if self.store.is_installed(ref):
+                if self.store.active_ref_str() != ref:
+                    self.store.set_active(*split_ref(ref))
+                note = f"rollback from {prev} to {ref} was interrupted: completed"
+                self._finish_rollback(st, prev, ref, note)
+            else:
+                st.trial = None
+                self.store.save_state(st)
+        elif st.trial:
             ref, prev = st.trial["ref"], st.trial.get("previous")
             if self.store.active_ref_str() == ref and prev and self.store.is_installed(prev):
                 self.store.set_active(*split_ref(prev))
@@ -205,12 +215,12 @@ class Ota:
                 raise Refused(f"{ref} does not verify: {problems[0]}" + (f" (+{len(problems) - 1} more)"
                                                                            if len(problems) > 1 else ""))
             install.check_fingerprint(b.manifest, self.fingerprint(b))
-        st.trial = {"ref": ref, "previous": prev, "since": self.now()}
+        st.trial = {"ref": ref, "previous": prev, "since": self.now(), "kind": "activate"}
         st.entry(ref)["status"] = "trial"
         self.store.save_state(st)
         try:
             self.store.set_active(name, version)
-            self.record("activate", ref, "trial: smoke gate next" if smoke else "", from_ref=prev)
+            self.record("activate", ref, "trial: smoke gate next" if smoke else "by the operator", from_ref=prev)
             detail: dict = {}
             if smoke:
                 res = self._run_smoke(b, st, prev)
@@ -218,16 +228,16 @@ class Ota:
                 st.entry(ref)["smoke"] = {**res.to_dict(), "at": self.now()}
                 if not res.passed:
                     return self._undo_trial(st, ref, prev, "; ".join(res.reasons) or "smoke gate failed", detail)
-            entry = st.entry(ref)
-            entry["status"] = "good"
-            entry.pop("reason", None)
-            st.raise_floor(name, version)
-            st.last_good, st.trial = ref, None
-            st.activated(ref)
-            self.store.save_state(st)
         except BaseException:
             self._undo_quietly(ref, prev)
             raise
+        entry = st.entry(ref)  # commit: one STATE rename (a crash before it is undone by recover())
+        entry["status"] = "good"
+        entry.pop("reason", None)
+        st.raise_floor(name, version)
+        st.last_good, st.trial = ref, None
+        st.activated(ref)
+        self.store.save_state(st)
         self.record("commit", ref, "smoke gate passed" if smoke else "activated by the operator", from_ref=prev,
                      detail=detail)
         detail["pruned"] = self._prune()
@@ -313,15 +323,20 @@ class Ota:
         if problems:
             raise Refused(f"{target} does not verify: {problems[0]}: not a rollback target")
         self.keyring.check(b.manifest, allow_unsigned=bool(st.entry(target).get("unsigned")))
+        st.trial = {"ref": target, "previous": cur, "since": self.now(), "kind": "rollback"}
+        self.store.save_state(st)  # the intent first: a crash after this point completes the rollback
         self.store.set_active(b.name, b.version)
-        if cur:
+        self._finish_rollback(st, cur, target, "operator rollback")
+        return Outcome(True, "rollback", target, target, f"rolled back from {cur} to {target}")
+
+    def _finish_rollback(self, st: State, cur: str | None, target: str, reason: str) -> None:
+        if cur and cur != target:
             st.entry(cur)["status"] = "rolled-back"
         st.entry(target)["status"] = "good"
         st.last_good, st.trial = target, None
         st.activated(target)
         self.store.save_state(st)
-        self.record("rollback", target, "operator rollback", from_ref=cur)
-        return Outcome(True, "rollback", target, target, f"rolled back from {cur} to {target}")
+        self.record("rollback", target, reason, from_ref=cur)
 
     def prune(self, keep: int | None = None) -> Outcome:
         with self.store.lock(self._lock_wait_s):

@@ -122,7 +122,8 @@ class Manifest:
         if not stat.S_ISREG(st.st_mode):
             raise ManifestError(f"{path} is not a regular file: refuse this bundle")
         if st.st_size > MAX_MANIFEST_BYTES:
-            raise ManifestError(f"{path} is over {MAX_MANIFEST_BYTES} bytes: refuse this bundle")
+            raise ManifestError(f"{path} is {st.st_size} bytes, over the {MAX_MANIFEST_BYTES}-byte limit: "
+                                "refuse this bundle")
         return cls.parse(path.read_bytes(), str(path))
 
     def save(self, path: Path) -> None:

@@ -48,6 +48,7 @@ class SmokeRunner:
 
     target: str = DEFAULT_TARGET
     extra_path: str | None = None  # added to the child's sys.path (tests use it for their targets)
+    grace_s: float = GRACE_S
 
     def __call__(self, bundle: Bundle, paths: Paths, baseline: Bundle | None, timeout_s: float) -> SmokeResult:
         job = {"target": self.target, "root": str(bundle.root), "home": str(paths.home),
@@ -58,10 +59,10 @@ class SmokeRunner:
         proc = subprocess.Popen([sys.executable, "-m", "edgetui.ota.smoke"], stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, stderr=log, cwd=REPO_ROOT, start_new_session=True)
         try:
-            out, _ = proc.communicate(json.dumps(job).encode(), timeout=timeout_s + GRACE_S)
+            out, _ = proc.communicate(json.dumps(job).encode(), timeout=timeout_s + self.grace_s)
         except subprocess.TimeoutExpired:
             _kill_group(proc)
-            return SmokeResult(False, (f"smoke eval did not finish within {timeout_s + GRACE_S:.0f} s "
+            return SmokeResult(False, (f"smoke eval did not finish within {timeout_s + self.grace_s:.0f} s "
                                        "(hung): stopped it",), seconds=time.monotonic() - t0)
         finally:
             log.close()
