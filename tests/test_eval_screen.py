@@ -5,10 +5,11 @@ reopens past runs; and its looks at 80x24 (snapshots of stored runs with frozen 
 from __future__ import annotations
 
 import itertools
+import json
 import time
 
 import pytest
-from evals_fixtures import REPO, OracleAsk, golden, target
+from evals_fixtures import GOLDEN, REPO, OracleAsk, golden, target
 from textual.app import App
 from textual.widgets import DataTable, ProgressBar, Static, TabbedContent
 
@@ -206,3 +207,32 @@ def test_snapshot_failed_case_view_at_80x24(ctx, stored, snap_compare):
         await pilot.pause()
 
     assert snap_compare(EvalHost(ctx), terminal_size=(80, 24), run_before=open_case)
+
+
+@pytest.mark.model
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+async def test_real_assistant_run_from_the_r_key_then_a_case_opens(ctx, tmp_path, monkeypatch):
+    pytest.importorskip("edgetui.assistant.pipeline")
+    from edgetui.evals import golden as golden_mod
+
+    d = tmp_path / "golden" / "field-policy"
+    d.mkdir(parents=True)
+    keep = ("can-001", "abs-003", "con-001")
+    lines = [line for line in GOLDEN.read_text().splitlines() if json.loads(line)["id"] in keep]
+    (d / "v1.jsonl").write_text("\n".join(lines) + "\n")
+    monkeypatch.setattr(golden_mod, "GOLDEN_ROOT", tmp_path / "golden")
+    app = EvalHost(ctx)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        scr = screen_of(app)
+        await pilot.press("r")
+        await wait_idle(app, pilot, timeout=400)
+        [run] = RunStore(ctx.db).runs()
+        assert run.status == "complete" and run.n_done == 3 and run.p95_ttft_ms > 0
+        table = scr.query_one("#case-table", DataTable)
+        assert [table.get_row_at(i)[0] for i in range(3)] == list(keep)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, CaseView)
+        assert "What seal kit do I use on P-201?" in str(app.screen.query_one("#case-text", Static).render())

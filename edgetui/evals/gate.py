@@ -235,6 +235,6 @@ def smoke_gate(bundle, paths, baseline_bundle=None, timeout_s: float = 300.0, go
     finally:
         timer.cancel()
     if out.gate is None:
-        return GateResult(False, [f"smoke run {out.run.id} did not finish within {timeout_s:.0f} s "
+        return GateResult(False, [f"smoke run {out.run.id} did not finish within {timeout_s:g} s "
                                   f"({out.run.n_done}/{out.run.n_cases} cases)"], out.run.id)
     return out.gate
