@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +40,6 @@ class Outcome:
     gate: GateResult | None
     baseline: RunRow | None = None
     resumed: int = 0  # cases already done when this session started
-    notes: list[str] = field(default_factory=list)
 
     @property
     def complete(self) -> bool:
@@ -198,13 +197,15 @@ def evaluate_bundle(bundle, paths, golden_path: Path | None = None, smoke: bool 
     from edgetui.session import engine_log
 
     golden = load_golden(golden_path or default_golden_path(bundle.name))
-    db = db if db is not None else open_db(p=paths)
-    own = engine is None
-    engine = engine or bundle.engine(engine_log(paths), timeout_s=timeout_s)
+    own_db, own_engine = db is None, engine is None
+    db = open_db(p=paths) if own_db else db
+    engine = bundle.engine(engine_log(paths), timeout_s=timeout_s) if own_engine else engine
     try:
         return run_eval(db, golden, Target.of(bundle), assistant_ask(bundle, engine), smoke=smoke, fresh=fresh,
                         start=engine.start, baseline_ref=baseline_ref,
                         default_ref=default_baseline_ref(paths, bundle.ref), on_result=on_result, cancel=cancel)
     finally:
-        if own:
+        if own_engine:
             engine.close()
+        if own_db:
+            db.conn.close()
