@@ -45,10 +45,8 @@ OUT_OF_SCOPE = [
     "What is the stock price of Meridian Utilities?", "Translate 'valve' into German.",
     "What is the dress code for the Christmas party?", "How do I change my pension contributions?",
 ]
-STOP = frozenset(
-    "a an the of to in on for and or is are be at by with from that this it as any all must "
-    "not no under within after before when if".split()  # noqa: SIM905
-)
+STOP = frozenset(re.findall(r"\w+", "a an the of to in on for and or is are be at by with from that this it as "
+                                     "any all must not no under within after before when if"))
 
 
 @dataclass(frozen=True)
