@@ -20,6 +20,7 @@ SCREENS: list[tuple[str, str, str, str]] = [
     ("chat", "screens.chat:ChatScreen", "f1", "Chat"),
     ("telemetry", "screens.telemetry:TelemetryScreen", "f2", "Telemetry"),
     ("evals", "screens.evals:EvalScreen", "f3", "Evals"),
+    ("bundles", "screens.bundles:BundlesScreen", "f4", "Bundles"),
 ]
 
 

@@ -78,7 +78,7 @@ def make_bundle_dir(root: Path, name: str = "demo", version: str = "1.0.0", seed
 
 def tar_of(bundle_dir: Path, out: Path | None = None) -> Path:
     m = Manifest.load(bundle_dir / "manifest.json")
-    out = out or bundle_dir.with_suffix(".tar")
+    out = out or bundle_dir.parent / f"{bundle_dir.name}.tar"
     write_tar(out, m, payload_root=bundle_dir)
     return out
 
@@ -136,3 +136,21 @@ def assert_one_active_verifying(home: Paths, allowed: set[str]) -> str:
     assert b.ref == ref  # the pointer and the directory it names agree: never a mix
     assert b.verify() == [], f"active {ref} does not verify: {b.verify()}"
     return ref
+
+
+def fixed_keyring(home: Paths) -> Keyring:
+    """A keyring whose one key is always the same (stable key ids in snapshots)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from edgetui.ota.keys import key_id
+
+    kr = Keyring(home.keys)
+    priv = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
+    kid = key_id(priv.public_key())
+    kr.private_dir.mkdir(parents=True, exist_ok=True)
+    (kr.private_dir / f"{kid}.pem").write_bytes(priv.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    kr.trust_pem(priv.public_key().public_bytes(serialization.Encoding.PEM,
+                                                serialization.PublicFormat.SubjectPublicKeyInfo))
+    return kr

@@ -155,7 +155,7 @@ class Ota:
         msg = f"{m.ref} already installed" if reused else f"installed {m.ref}"
         if not activate:
             return Outcome(True, "install", m.ref, self.store.active_ref_str(), msg)
-        out = self._activate(m.ref, smoke=smoke, checked=not reused)
+        out = self._activate(m.ref, smoke=smoke, checked=not reused, progress=progress)
         return Outcome(out.ok, "install", m.ref, out.active, f"{msg}; {out.message}", out.detail)
 
     def _reuse_existing(self, m: Manifest) -> bool:
@@ -184,19 +184,23 @@ class Ota:
 
         try:
             install.stage(src, m, staging, self._write, tick)
+            if progress:
+                progress("fingerprint", 0, 0)
             install.check_fingerprint(m, self.fingerprint(Bundle(staging, m)))
             self.store.move_in(staging, m.name, m.version)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
 
     # -- activation --------------------------------------------------------------------------
-    def activate(self, ref: str, *, smoke: bool = False) -> Outcome:
+    def activate(self, ref: str, *, smoke: bool = False, progress: Progress | None = None) -> Outcome:
         hint = [ref]
         with self.store.lock(self._lock_wait_s):
             self._recover()
-            return self._refusals(hint, self._activate, ref, smoke=smoke)
+            return self._refusals(hint, self._activate, ref, smoke=smoke, progress=progress)
 
-    def _activate(self, ref: str, smoke: bool = False, checked: bool = False) -> Outcome:
+    def _activate(self, ref: str, smoke: bool = False, checked: bool = False,
+                  progress: Progress | None = None) -> Outcome:
+        tell = progress or (lambda phase, done, total: None)
         name, version = split_ref(ref)
         b = self.store.get_ref(ref)
         st = self.store.state()
@@ -210,10 +214,17 @@ class Ota:
         self.keyring.check(b.manifest, allow_unsigned=bool(st.entry(ref).get("unsigned")))
         install.check_min_edgetui(b.manifest)
         if not checked:  # fresh installs were verified and fingerprinted in staging just now
-            problems = b.verify()
+            total, done = b.manifest.total_size, [0]
+
+            def tick(n: int) -> None:
+                done[0] += n
+                tell("verify", done[0], total)
+
+            problems = verify_files(b.root, b.manifest, tick)
             if problems:
                 raise Refused(f"{ref} does not verify: {problems[0]}" + (f" (+{len(problems) - 1} more)"
                                                                            if len(problems) > 1 else ""))
+            tell("fingerprint", 0, 0)
             install.check_fingerprint(b.manifest, self.fingerprint(b))
         st.trial = {"ref": ref, "previous": prev, "since": self.now(), "kind": "activate"}
         st.entry(ref)["status"] = "trial"
@@ -223,6 +234,7 @@ class Ota:
             self.record("activate", ref, "trial: smoke gate next" if smoke else "by the operator", from_ref=prev)
             detail: dict = {}
             if smoke:
+                tell("smoke", 0, 0)
                 res = self._run_smoke(b, st, prev)
                 detail["smoke"] = res.to_dict()
                 st.entry(ref)["smoke"] = {**res.to_dict(), "at": self.now()}
