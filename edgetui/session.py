@@ -57,6 +57,9 @@ def _record_default_install(p: Paths, name: str, version: str) -> None:
 
 
 def active_bundle(p: Paths | None = None) -> Bundle:
+    from edgetui.ota.manager import recover_if_interrupted
+
+    recover_if_interrupted((p or paths()).ensure())  # an activation a crash left uncommitted is undone
     try:
         return store(p).active()
     except StoreError:

@@ -192,3 +192,16 @@ def test_versions_rows_describe_the_store_for_list_and_screen(dev):
     assert new.active and new.status == "good" and new.signer == dev.kr.private_keys()[-1]
     assert new.smoke["passed"] and new.installed_at == "2026-01-02T03:04:05+00:00" and new.size > 64 * 1024
     assert not rows["demo@1.0.0"].active
+
+
+def test_app_start_undoes_an_activation_a_crash_left_uncommitted(dev):
+    from edgetui.session import active_bundle
+
+    dev.ota.install(dev.tar("1.1.0"))
+    st = dev.store.state()
+    st.trial = {"ref": "demo@1.1.0", "previous": "demo@1.0.0", "since": "x", "kind": "activate"}
+    dev.store.save_state(st)
+    dev.store.set_active("demo", "1.1.0")
+    with dev.store.lock():  # another process is mid-trial: left alone
+        assert active_bundle(dev.home).ref == "demo@1.1.0"
+    assert active_bundle(dev.home).ref == "demo@1.0.0"

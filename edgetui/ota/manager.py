@@ -404,3 +404,18 @@ class Ota:
         self.store.save_state(st)
         self.record("delete", ref, "deleted by the operator")
         return Outcome(True, "delete", ref, self.store.active_ref_str(), f"deleted {ref}")
+
+
+def recover_if_interrupted(paths: Paths) -> str | None:
+    """For app start: undo an activation a crash left uncommitted (a cheap read when there is none).
+    Skipped while another process holds the store lock: its trial is still running."""
+    from edgetui.ota.errors import Busy
+
+    store = Store(paths.store)
+    if not (store.root / "STATE").is_file() or not store.state().trial:
+        return None
+    try:
+        with store.lock(wait_s=0):
+            return Ota(paths)._recover()
+    except Busy:
+        return None
