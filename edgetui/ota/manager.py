@@ -18,11 +18,11 @@ from edgetui.config import Paths, load_settings
 from edgetui.ota import history, install
 from edgetui.ota.archive import open_source
 from edgetui.ota.bundle import Bundle
-from edgetui.ota.errors import Refused
+from edgetui.ota.errors import Busy, Refused
 from edgetui.ota.keys import Keyring
 from edgetui.ota.manifest import MANIFEST_NAME, Manifest, verify_files, version_key
 from edgetui.ota.smoke import SmokeResult, SmokeRunner
-from edgetui.ota.store import State, Store, split_ref
+from edgetui.ota.store import State, Store, prune_plan, split_ref
 
 Fingerprinter = Callable[[Bundle], str]
 SmokeFn = Callable[[Bundle, Paths, "Bundle | None", float], SmokeResult]
@@ -77,13 +77,16 @@ class Ota:
     def record(self, event: str, ref: str | None, reason: str = "", **kw) -> None:
         history.record(self.paths, event, ref, reason, at=self.now(), **kw)
 
-    def _refusals(self, hint: list, fn, *a, **kw):
-        """Run an operation; record any refusal in the history (naming the bundle) and re-raise."""
-        try:
-            return fn(*a, **kw)
-        except Refused as e:
-            self.record("refuse", hint[0] if hint else None, str(e), ok=False)
-            raise
+    def _locked(self, hint: list, fn, *a, **kw):
+        """Run an operation under the store lock after recovery; record a refusal (naming the
+        bundle, `hint[0]`) in the history and re-raise it."""
+        with self.store.lock(self._lock_wait_s):
+            self._recover()
+            try:
+                return fn(*a, **kw)
+            except Refused as e:
+                self.record("refuse", hint[0], str(e), ok=False)
+                raise
 
     # -- recovery ----------------------------------------------------------------------------
     def recover(self) -> str | None:
@@ -121,9 +124,7 @@ class Ota:
     def install(self, source: Path, *, activate: bool = False, smoke: bool = False, allow_unsigned: bool = False,
                 progress: Progress | None = None) -> Outcome:
         hint: list = [str(source)]
-        with self.store.lock(self._lock_wait_s):
-            self._recover()
-            return self._refusals(hint, self._install, source, hint, activate, smoke, allow_unsigned, progress)
+        return self._locked(hint, self._install, source, hint, activate, smoke, allow_unsigned, progress)
 
     def _install(self, source: Path, hint: list, activate: bool, smoke: bool, allow_unsigned: bool,
                  progress: Progress | None) -> Outcome:
@@ -193,10 +194,7 @@ class Ota:
 
     # -- activation --------------------------------------------------------------------------
     def activate(self, ref: str, *, smoke: bool = False, progress: Progress | None = None) -> Outcome:
-        hint = [ref]
-        with self.store.lock(self._lock_wait_s):
-            self._recover()
-            return self._refusals(hint, self._activate, ref, smoke=smoke, progress=progress)
+        return self._locked([ref], self._activate, ref, smoke=smoke, progress=progress)
 
     def _activate(self, ref: str, smoke: bool = False, checked: bool = False,
                   progress: Progress | None = None) -> Outcome:
@@ -298,10 +296,7 @@ class Ota:
 
     # -- rollback, prune, delete -------------------------------------------------------------
     def rollback(self, ref: str | None = None) -> Outcome:
-        hint = [ref]
-        with self.store.lock(self._lock_wait_s):
-            self._recover()
-            return self._refusals(hint, self._rollback, ref)
+        return self._locked([ref], self._rollback, ref)
 
     def rollback_target(self, st: State | None = None) -> str | None:
         st = st or self.store.state()
@@ -351,9 +346,7 @@ class Ota:
         self.record("rollback", target, reason, from_ref=cur)
 
     def prune(self, keep: int | None = None) -> Outcome:
-        with self.store.lock(self._lock_wait_s):
-            self._recover()
-            removed = self._prune(keep)
+        removed = self._locked([None], self._prune, keep)
         return Outcome(True, "prune", None, self.store.active_ref_str(),
                        f"removed {', '.join(removed)}" if removed else "nothing to prune", {"removed": removed})
 
@@ -363,23 +356,10 @@ class Ota:
         keep = self.keep_versions if keep is None else keep
         st = self.store.state()
         active = self.store.active_ref_str()
-        protected = {active, st.last_good, (st.trial or {}).get("previous")}
-        by_name: dict[str, list[str]] = {}
-        for r in self.store.refs():  # sorted by name, then version
-            by_name.setdefault(split_ref(r)[0], []).append(r)
-        removed = []
-        for refs in by_name.values():
-            others = [r for r in refs if r != active]
-            excess = len(others) - keep
-            for r in others:
-                if excess <= 0:
-                    break
-                if r in protected:
-                    continue
-                self.store.remove_version(*split_ref(r))
-                st.versions.pop(r, None)
-                removed.append(r)
-                excess -= 1
+        removed = prune_plan(self.store.refs(), active, {st.last_good, (st.trial or {}).get("previous")}, keep)
+        for r in removed:
+            self.store.remove_version(*split_ref(r))
+            st.versions.pop(r, None)
         if removed:
             self.store.save_state(st)
             for r in removed:
@@ -387,10 +367,7 @@ class Ota:
         return removed
 
     def delete(self, ref: str) -> Outcome:
-        hint = [ref]
-        with self.store.lock(self._lock_wait_s):
-            self._recover()
-            return self._refusals(hint, self._delete, ref)
+        return self._locked([ref], self._delete, ref)
 
     def _delete(self, ref: str) -> Outcome:
         self.store.get_ref(ref)
@@ -409,8 +386,6 @@ class Ota:
 def recover_if_interrupted(paths: Paths) -> str | None:
     """For app start: undo an activation a crash left uncommitted (a cheap read when there is none).
     Skipped while another process holds the store lock: its trial is still running."""
-    from edgetui.ota.errors import Busy
-
     store = Store(paths.store)
     if not (store.root / "STATE").is_file() or not store.state().trial:
         return None

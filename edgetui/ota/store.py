@@ -75,6 +75,25 @@ def split_ref(ref: str) -> tuple[str, str]:
     return name, version
 
 
+def prune_plan(refs: list[str], active: str | None, protected: set, keep: int) -> list[str]:
+    """Which versions to remove: per name, the active one plus `keep` others stay; the oldest go first,
+    never a protected one (the last good version, a trial's previous version). `refs` sorted by version."""
+    by_name: dict[str, list[str]] = {}
+    for r in refs:
+        if r != active:
+            by_name.setdefault(split_ref(r)[0], []).append(r)
+    out = []
+    for others in by_name.values():
+        excess = len(others) - keep
+        for r in others:
+            if excess <= 0:
+                break
+            if r not in protected:
+                out.append(r)
+                excess -= 1
+    return out
+
+
 @dataclass
 class State:
     """What the store knows beyond the directories: see the module docstring."""
