@@ -158,16 +158,18 @@ def _worker(job_file: Path) -> None:
     eog = {t for t in range(n_vocab) if llama_cpp.llama_vocab_is_eog(vocab, t)}
     id_dtype = np.uint16 if n_vocab <= 65536 else np.int32
     done, tokens_total = 0, 0
+    grammars: dict[str, object] = {}
     for si in spec["shards"]:
         rows = prompts[si * job.shard_size:(si + 1) * job.shard_size]
         seqs, n_prompt, ids, lps, hid, gen_off = [], [], [], [], [], [0]
         for row in rows:
             toks = llm.tokenize(row["prompt"].encode("utf-8"), add_bos=True, special=True)
             toks = toks[: job.n_ctx - job.max_tokens - 1]
-            llm.reset()
-            llm.eval(toks)
             out_toks = []
-            for _ in range(job.max_tokens):
+            gen = llm.generate(toks, temp=0.0, top_k=1, top_p=1.0, min_p=0.0, repeat_penalty=1.0, reset=True,
+                               grammar=_grammar(grammars, row.get("grammar")))
+            for nxt in gen:
+                # the raw logits of the position that produced `nxt` (the grammar only masks sampling)
                 logits = np.ctypeslib.as_array(llm._ctx.get_logits_ith(-1), shape=(n_vocab,)).astype(np.float32)
                 m = logits.max()
                 logp = logits - (m + np.log(np.exp(logits - m).sum()))
@@ -178,11 +180,10 @@ def _worker(job_file: Path) -> None:
                 if job.hidden:
                     e = np.ctypeslib.as_array(llm._ctx.get_embeddings_ith(-1), shape=(n_embd,))
                     hid.append(e.astype(np.float16))
-                nxt = int(top[0])
-                out_toks.append(nxt)
-                if nxt in eog:
+                out_toks.append(int(nxt))
+                if nxt in eog or len(out_toks) >= job.max_tokens:
                     break
-                llm.eval([nxt])
+            gen.close()
             seqs.append(np.asarray(toks + out_toks, dtype=np.int32))
             n_prompt.append(len(toks))
             gen_off.append(gen_off[-1] + len(out_toks))
@@ -200,6 +201,16 @@ def _worker(job_file: Path) -> None:
         tmp = out / f".shard-{si:05d}.tmp.npz"
         np.savez(tmp, **arrays)
         os.replace(tmp, shard_path(out, si))
+
+
+def _grammar(cache: dict, text: str | None):
+    if not text:
+        return None
+    if text not in cache:
+        from llama_cpp import LlamaGrammar
+
+        cache[text] = LlamaGrammar.from_string(text, verbose=False)
+    return cache[text]
 
 
 def load_shards(capture_dir: Path) -> list[dict]:

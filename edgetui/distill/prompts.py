@@ -1,6 +1,11 @@
 """Capture prompts generated from the corpus: question templates per section, paraphrases, messy
 variants and out-of-scope questions (for abstention), each rendered through the production template.
 
+When the assistant part is installed, a prompt is exactly what production builds: its retriever picks
+the sections, its `render` fills the template, and its quote grammar constrains the teacher's answer
+(the grammar travels with the prompt into the capture). Without it, a word-overlap retriever and the
+`{sections}`/`{context}` placeholders stand in, unconstrained.
+
 A guard refuses any question that matches a golden-set question (normalised text equal, one inside
 the other, or word-set Jaccard ≥ 0.6): the golden set must never leak into training data.
 """
@@ -69,6 +74,7 @@ class CapturePrompt:
     question: str
     sections: tuple[str, ...]  # citation ids put into the context
     prompt: str
+    grammar: str | None = None  # GBNF the production pipeline would constrain the answer with
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -155,7 +161,25 @@ def format_context(sections: list[Section]) -> str:
 
 
 def render(template: str, context: str, question: str) -> str:
-    return template.replace("{context}", context).replace("{question}", question)
+    return template.replace("{sections}", context).replace("{context}", context).replace("{question}", question)
+
+
+def production_prompter(corpus_dir: Path, template: str, k: int):
+    """`prompt_for(question, target_section) -> (prompt, cited ids, grammar)` the way production builds it."""
+    try:
+        from edgetui.assistant.index import Retriever
+        from edgetui.assistant.prompt import quote_grammar
+        from edgetui.assistant.prompt import render as assistant_render
+    except ImportError:
+        return None
+    retriever = Retriever.in_memory(Path(corpus_dir))
+
+    def prompt_for(question: str, _target: Section | None):
+        hits, _, _ = retriever.search(question, k)
+        secs = [h.section for h in hits]
+        return assistant_render(template, secs, question), tuple(s.id for s in secs), quote_grammar(secs)
+
+    return prompt_for
 
 
 def generate(corpus_dir: Path, template: str, golden_path: Path | None, limit: int | None = None,
@@ -181,6 +205,13 @@ def generate(corpus_dir: Path, template: str, golden_path: Path | None, limit: i
     raw += [("messy", rng.choice(MESSY)(q), s) for _, q, s in rng.sample(raw, min(len(raw), len(raw) // 4))]
     raw += [("out_of_scope", q, None) for q in OUT_OF_SCOPE]
     rng.shuffle(raw)
+    production = production_prompter(corpus_dir, template, k_sections)
+
+    def fallback(q: str, target: Section | None):
+        ctx = _retrieve(q, target, sections, k_sections)
+        return render(template, format_context(ctx), q), tuple(s.cite for s in ctx), None
+
+    prompt_for = production or fallback
     prompts, refused, seen = [], 0, set()
     for kind, q, target in raw:
         if q in seen:
@@ -189,10 +220,9 @@ def generate(corpus_dir: Path, template: str, golden_path: Path | None, limit: i
         if guard.refuses(q):
             refused += 1
             continue
-        ctx = _retrieve(q, target, sections, k_sections)
         pid = hashlib.sha256(q.encode()).hexdigest()[:12]
-        prompt = render(template, format_context(ctx), q)
-        prompts.append(CapturePrompt(pid, kind, q, tuple(s.cite for s in ctx), prompt))
+        prompt, cited, grammar = prompt_for(q, target)
+        prompts.append(CapturePrompt(pid, kind, q, cited, prompt, grammar))
         if limit and len(prompts) >= limit:
             break
     return prompts, refused
