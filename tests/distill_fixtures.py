@@ -1,7 +1,7 @@
 """Fixtures shared by the distill and ONNX runtime tests (imported by those test modules).
 
 `teacher`: the default model read as a distillation teacher (tokenizer fields, config).
-`tiny_export`: a tiny random student with the teacher's vocabulary, exported to f16 and Q8_0 GGUF
+`tiny_export`: a tiny random student with the teacher's vocabulary, exported to f16, Q8_0 and Q4_1 GGUF
 and to ONNX (+ tokenizer.json) in a temporary directory.
 """
 
@@ -27,6 +27,7 @@ class TinyExport:
     model: object
     f16: Path
     q8_0: Path
+    q4_1: Path
     onnx: Path
 
 
@@ -50,8 +51,8 @@ def tiny_export(teacher, tmp_path_factory) -> TinyExport:
     cfg = StudentConfig(dim=64, n_layers=2, n_heads=4, n_kv_heads=2, ffn_dim=128, max_seq=512)
     model = Student(cfg).init_random(seed=0).eval()
     out = tmp_path_factory.mktemp("tiny_export")
-    paths = export_all(model, out, teacher.tokenizer_fields, ("f16", "q8_0", "onnx"), name="tiny")
-    return TinyExport(model, paths["f16"], paths["q8_0"], paths["onnx"])
+    paths = export_all(model, out, teacher.tokenizer_fields, ("f16", "q8_0", "q4_1", "onnx"), name="tiny")
+    return TinyExport(model, paths["f16"], paths["q8_0"], paths["q4_1"], paths["onnx"])
 
 
 def corpus_probe() -> list[str]:

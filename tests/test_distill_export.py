@@ -54,6 +54,17 @@ def test_q8_0_gguf_is_smaller_and_close(tiny_export):
     assert agree >= 0.95 and rel < 5e-2
 
 
+def test_q4_1_gguf_loads_with_the_teachers_quantization_mix(tiny_export):
+    import gguf
+
+    r = gguf.GGUFReader(tiny_export.q4_1)
+    kinds = {t.name: t.tensor_type.name for t in r.tensors}
+    assert kinds["token_embd.weight"] == "Q8_0" and kinds["blk.0.ffn_up.weight"] == "Q4_1"
+    agree, _ = _agreement(_torch_logits(tiny_export.model, _sequences(n=1)), _llama_logits(tiny_export.q4_1,
+                                                                                           _sequences(n=1)))
+    assert agree >= 0.8
+
+
 def test_onnx_with_kv_cache_matches_torch(tiny_export):
     import onnxruntime as ort
 

@@ -18,7 +18,7 @@ distill_app = typer.Typer(add_completion=False, no_args_is_help=True,
 CONFIG = typer.Option(..., "--config", "-c", help="Distillation config (TOML), e.g. configs/distill-demo.toml.")
 RESUME = typer.Option(False, "--resume", help="Continue training from the last checkpoint.")
 EVAL = typer.Option(True, "--eval/--no-eval", help="Install the bundle (not activated) and run the golden set.")
-FORMAT = typer.Option(None, "--format", help="Export to bundle: f16, q8_0 or onnx (default: the config's).")
+FORMAT = typer.Option(None, "--format", help="Export to bundle: f16, q8_0, q4_1 or onnx (default: the config's).")
 
 
 def _errors() -> tuple[type[Exception], ...]:

@@ -93,7 +93,7 @@ class ExportSection:
 class PackageSection:
     name: str = "field-policy-student"
     version: str = "0.1.0"
-    model: str = "q8_0"  # which export the bundle runs: f16 | q8_0 | onnx
+    model: str = "q8_0"  # which export the bundle runs: f16 | q8_0 | q4_1 | onnx
     sign: bool = True
 
 
@@ -192,9 +192,9 @@ def _check(c: DistillConfig) -> None:
         raise DistillConfigError("[teacher] gguf needs `template` and `corpus` too")
     if c.student.init not in ("teacher", "random"):
         raise DistillConfigError(f"[student] init = {c.student.init!r}: use 'teacher' or 'random'")
-    bad = [f for f in c.export.formats if f not in ("f16", "q8_0", "onnx")]
+    bad = [f for f in c.export.formats if f not in ("f16", "q8_0", "q4_1", "onnx")]
     if bad:
-        raise DistillConfigError(f"[export] formats {bad} unknown: use f16, q8_0, onnx")
+        raise DistillConfigError(f"[export] formats {bad} unknown: use f16, q8_0, q4_1, onnx")
     if c.package.model not in c.export.formats:
         raise DistillConfigError(f"[package] model = {c.package.model!r} is not among [export] formats")
     if c.train.dtype not in ("fp32", "bf16"):

@@ -86,7 +86,7 @@ def _share_tied_embedding(proto, vocab_size: int) -> None:
 
 def export_all(model: Student, out_dir: str | Path, tokenizer_fields: dict, formats: tuple[str, ...],
                name: str = "edgetui-student") -> dict[str, Path]:
-    """Every requested format ('f16', 'q8_0', 'onnx') under out_dir; returns format -> path."""
+    """Every requested format ('f16', 'q8_0', 'q4_1', 'onnx') under out_dir; returns format -> path."""
     out_dir = Path(out_dir)
     paths = {}
     for fmt in formats:

@@ -135,16 +135,16 @@ def default_keep_layers(n_teacher: int, n_student: int) -> list[int]:
 
 def write_gguf(model: Student, out: str | Path, tokenizer_fields: dict, qtype: str = "f16",
                name: str = "edgetui-student", extra: dict | None = None) -> Path:
-    """Write the student as a llama-architecture GGUF (f32 norms; f16 or Q8_0 matrices)."""
+    """Write the student as a llama-architecture GGUF (f32 norms; f16, Q8_0 or Q4_1 matrices)."""
     import gguf
 
     qtypes = {"f16": gguf.GGMLQuantizationType.F16, "q8_0": gguf.GGMLQuantizationType.Q8_0,
-              "f32": gguf.GGMLQuantizationType.F32}
+              "q4_1": gguf.GGMLQuantizationType.Q4_1, "f32": gguf.GGMLQuantizationType.F32}
     ftypes = {"f16": gguf.LlamaFileType.MOSTLY_F16, "q8_0": gguf.LlamaFileType.MOSTLY_Q8_0,
-              "f32": gguf.LlamaFileType.ALL_F32}
+              "q4_1": gguf.LlamaFileType.MOSTLY_Q4_1, "f32": gguf.LlamaFileType.ALL_F32}
     key = qtype.lower()
     if key not in qtypes:
-        raise GGUFError(f"unknown GGUF type {qtype!r}: use f16, q8_0 or f32")
+        raise GGUFError(f"unknown GGUF type {qtype!r}: use f16, q8_0, q4_1 or f32")
     c = model.config
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -173,9 +173,11 @@ def write_gguf(model: Student, out: str | Path, tokenizer_fields: dict, qtype: s
             w.add_tensor(tname, arr.astype(np.float16))
         else:
             if arr.shape[-1] % 32:
-                raise GGUFError(f"{tname} rows of {arr.shape[-1]} are not a multiple of 32: Q8_0 needs that")
-            q = gguf.quants.quantize(arr, qtypes[key])
-            w.add_tensor(tname, q, raw_shape=q.shape, raw_dtype=qtypes[key])
+                raise GGUFError(f"{tname} rows of {arr.shape[-1]} are not a multiple of 32: {key} needs that")
+            # like llama.cpp's Q4_1 files (the teacher's too), the embedding stays at Q8_0
+            qt = qtypes["q8_0"] if key == "q4_1" and tname == "token_embd.weight" else qtypes[key]
+            q = gguf.quants.quantize(arr, qt)
+            w.add_tensor(tname, q, raw_shape=q.shape, raw_dtype=qt)
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
