@@ -152,6 +152,15 @@ def run_cmd(config: Path = CONFIG, resume: bool = RESUME, evaluate: bool = EVAL)
     typer.echo(json.dumps(report, indent=2, default=str))
 
 
+@distill_app.command("intent")
+def intent_cmd(config: Path = CONFIG) -> None:
+    """Train the intent gate classifier (policy / escalation / small talk / out of scope), export ONNX."""
+    from edgetui.distill import pipeline
+
+    cfg = _load(config)
+    typer.echo(json.dumps(_step("intent", pipeline.intent, cfg), indent=2))
+
+
 def _summary(ev: dict) -> dict:
     e = ev.get("eval")
     if not isinstance(e, dict):

@@ -263,6 +263,20 @@ def _toml_value(v) -> str:
     return json.dumps(str(v))
 
 
+# -- intent gate --------------------------------------------------------------------------------
+def intent(cfg: DistillConfig) -> dict:
+    from edgetui.distill.intent import compare_with_rules, examples, train_intent
+
+    t = resolve_teacher(cfg)
+    golden = cfg.resolve(cfg.capture.golden) if cfg.capture.golden else None
+    data = examples(t.corpus, t.template, golden, seed=cfg.capture.seed)
+    out = cfg.out_dir / "intent" / "intent.onnx"
+    report = train_intent(data, out, seed=cfg.train.seed)
+    report.update(model=str(out), **compare_with_rules(out, data, golden, t.corpus))
+    (out.parent / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
 # -- eval ---------------------------------------------------------------------------------------
 def install_and_eval(cfg: DistillConfig, bundle_dir: Path, smoke: bool = False) -> dict:
     """Install the bundle into the store (not activated) and run the golden set on it."""
