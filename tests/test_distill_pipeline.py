@@ -174,3 +174,18 @@ def test_capture_made_with_another_template_is_refused(tmp_path, tiny_run, model
                        f'gguf = "{model_path}"\ntemplate = "{tpl}"\ncorpus = "{REPO}/bundles/field-policy/corpus"')
     r = CliRunner().invoke(app, ["distill", "train", "--config", str(bad)])
     assert r.exit_code == 2 and "another prompt template" in r.output
+
+
+def test_too_little_disk_is_refused_before_capturing(tmp_path, monkeypatch):
+    import shutil
+    from collections import namedtuple
+
+    from edgetui.distill.capture import CaptureError, CaptureJob, run_capture
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(10**9, 10**9 - 10**6, 10**6))
+    job = CaptureJob("unused.gguf", str(tmp_path / "cap"), max_tokens=96)
+    prompts = [{"id": str(i), "prompt": "x"} for i in range(1000)]
+    with pytest.raises(CaptureError, match="MB free"):
+        run_capture(job, prompts, {"teacher_sha256": "t", "template_sha256": "p"})
+    assert not (tmp_path / "cap" / "prompts.jsonl").exists()
