@@ -131,6 +131,10 @@ class BundlesScreen(Screen):
                      f"keeps {self.ota.keep_versions} more", 0, 1)
         self.query_one("#versions", DataTable).focus()
 
+    def on_screen_resume(self) -> None:
+        if not self.busy:  # another process (`edgetui bundle …`) may have changed the store meanwhile
+            self.refresh_tables()
+
     # -- tables ------------------------------------------------------------------------------
     def refresh_tables(self, select: str | None = None) -> None:
         table = self.query_one("#versions", DataTable)
