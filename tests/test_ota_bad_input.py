@@ -63,64 +63,21 @@ def archive_with_manifest(c, m: Manifest, d, extra_members=()):
     return raw_tar(c.tmp / "bad.tar", rows + list(extra_members))
 
 
-def manifest_json_tar(c, d, mutate):
-    """An archive whose manifest.json is edited as JSON (for entries a Manifest object cannot hold)."""
-    m = Manifest.load(d / "manifest.json")
-    raw = json.loads(m.to_bytes())
-    mutate(raw, m)
-    rows = [member("manifest.json", json.dumps(raw).encode())] + members_of(d)[1:]
-    return raw_tar(c.tmp / "bad.tar", rows)
+def edited_files(edit):
+    """A builder: an archive whose manifest's `files` list is edited as JSON, then signed again
+    (for entries a Manifest object would never produce)."""
 
+    def build(c):
+        d = good_dir(c)
+        raw = json.loads(Manifest.load(d / "manifest.json").to_bytes())
+        edit(raw["files"])
+        m = Manifest(**{k: v for k, v in raw.items() if k != "files"},
+                     files=tuple(FileEntry(**f) for f in raw["files"]))
+        raw["signature"] = c.kr.sign(replace(m, signature=None)).signature
+        rows = [member("manifest.json", json.dumps(raw).encode())] + members_of(d)[1:]
+        return raw_tar(c.tmp / "bad.tar", rows)
 
-def _resign(c, raw):
-    m = Manifest(**{k: v for k, v in raw.items() if k != "files"},
-                 files=tuple(FileEntry(**f) for f in raw["files"]))
-    raw["signature"] = c.kr.sign(replace(m, signature=None)).signature
-
-
-def dup_entry(c):
-    d = good_dir(c)
-
-    def mutate(raw, m):
-        raw["files"].append(dict(raw["files"][0]))
-        _resign(c, raw)
-    return manifest_json_tar(c, d, mutate)
-
-
-def conflicting_entry(c):
-    d = good_dir(c)
-
-    def mutate(raw, m):
-        raw["files"].append({**raw["files"][0], "sha256": "0" * 64})
-        _resign(c, raw)
-    return manifest_json_tar(c, d, mutate)
-
-
-def file_vs_dir(c):
-    d = good_dir(c)
-
-    def mutate(raw, m):
-        raw["files"].append({"path": "corpus", "sha256": "0" * 64, "size": 0})
-        _resign(c, raw)
-    return manifest_json_tar(c, d, mutate)
-
-
-def dotdot_in_manifest(c):
-    d = good_dir(c)
-
-    def mutate(raw, m):
-        raw["files"][0]["path"] = "../evil.md"
-        _resign(c, raw)
-    return manifest_json_tar(c, d, mutate)
-
-
-def malformed_digest(c):
-    d = good_dir(c)
-
-    def mutate(raw, m):
-        raw["files"][0]["sha256"] = "XYZ"
-        _resign(c, raw)
-    return manifest_json_tar(c, d, mutate)
+    return build
 
 
 def with_extra_members(c, *extra):
@@ -205,12 +162,17 @@ CASES = [
      r"corpus/extra\.md: not listed"),
     ("file-extra-in-directory", lambda c: dir_with(c, lambda d: (d / "extra.bin").write_bytes(b"x")), {}, {},
      r"extra\.bin: not listed"),
-    ("duplicate-manifest-entry", dup_entry, {}, {}, r"files\[5\]: duplicate entry for 'corpus/POL-01"),
-    ("conflicting-manifest-entries", conflicting_entry, {}, {}, r"files\[5\]: conflicting entry for 'corpus/POL-01"),
-    ("file-and-directory-conflict", file_vs_dir, {}, {}, r"conflicting entries 'corpus' and 'corpus/"),
+    ("duplicate-manifest-entry", edited_files(lambda f: f.append(dict(f[0]))), {}, {},
+     r"files\[5\]: duplicate entry for 'corpus/POL-01"),
+    ("conflicting-manifest-entries", edited_files(lambda f: f.append({**f[0], "sha256": "0" * 64})), {}, {},
+     r"files\[5\]: conflicting entry for 'corpus/POL-01"),
+    ("file-and-directory-conflict",
+     edited_files(lambda f: f.append({"path": "corpus", "sha256": "0" * 64, "size": 0})), {}, {},
+     r"conflicting entries 'corpus' and 'corpus/"),
     ("duplicate-archive-member", lambda c: with_extra_members(c, member("template.txt", b"again")), {}, {},
      r"template\.txt: duplicate entry in the archive"),
-    ("dotdot-path-in-manifest", dotdot_in_manifest, {}, {}, r"files\[0\]\.path '\.\./evil\.md' escapes"),
+    ("dotdot-path-in-manifest", edited_files(lambda f: f[0].update(path="../evil.md")), {}, {},
+     r"files\[0\]\.path '\.\./evil\.md' escapes"),
     ("dotdot-member", lambda c: with_extra_members(c, member("../evil.md", b"x")), {}, {},
      r"'\.\./evil\.md' escapes the bundle"),
     ("absolute-member", lambda c: with_extra_members(c, member("/tmp/evil.md", b"x")), {}, {},
@@ -224,7 +186,8 @@ CASES = [
      {}, r"corpus/link\.md: symlink"),
     ("fifo-in-directory", lambda c: dir_with(c, lambda d: os.mkfifo(d / "corpus/pipe")), {}, {},
      r"corpus/pipe: not a regular file"),
-    ("malformed-digest", malformed_digest, {}, {}, r"files\[0\]\.sha256 .* malformed digest"),
+    ("malformed-digest", edited_files(lambda f: f[0].update(sha256="XYZ")), {}, {},
+     r"files\[0\]\.sha256 .* malformed digest"),
     ("manifest-over-64KiB", lambda c: with_manifest(c, extra={"pad": "x" * 70_000}), {}, {},
      r"manifest\.json is \d+ bytes, over the 65536-byte limit"),
     ("unknown-schema", lambda c: with_manifest(c, schema="edgetui.bundle/9"), {}, {},

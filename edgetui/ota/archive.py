@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import stat
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +24,7 @@ from edgetui.ota.manifest import (
     Manifest,
     ManifestError,
     check_relpath,
+    read_manifest_file,
     walk_files,
 )
 
@@ -65,17 +65,7 @@ class DirSource:
         self.label = str(root)
 
     def manifest_bytes(self) -> bytes:
-        p = self.root / MANIFEST_NAME
-        try:
-            st = p.lstat()
-        except FileNotFoundError as e:
-            raise ManifestError(f"{self.label}: {MANIFEST_NAME} not found at the bundle root") from e
-        if not stat.S_ISREG(st.st_mode):
-            raise ManifestError(f"{self.label}: {MANIFEST_NAME} is not a regular file")
-        if st.st_size > MAX_MANIFEST_BYTES:
-            raise ManifestError(f"{self.label}: {MANIFEST_NAME} is {st.st_size} bytes, over the "
-                                f"{MAX_MANIFEST_BYTES}-byte limit: refuse this bundle")
-        return p.read_bytes()
+        return read_manifest_file(self.root / MANIFEST_NAME)
 
     def check_members(self, manifest: Manifest) -> None:
         present, problems = walk_files(self.root)

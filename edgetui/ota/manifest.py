@@ -115,19 +115,25 @@ class Manifest:
 
     @classmethod
     def load(cls, path: Path) -> Manifest:
-        try:
-            st = path.lstat()
-        except FileNotFoundError as e:
-            raise ManifestError(f"{path} not found: a bundle needs {MANIFEST_NAME} at its root") from e
-        if not stat.S_ISREG(st.st_mode):
-            raise ManifestError(f"{path} is not a regular file: refuse this bundle")
-        if st.st_size > MAX_MANIFEST_BYTES:
-            raise ManifestError(f"{path} is {st.st_size} bytes, over the {MAX_MANIFEST_BYTES}-byte limit: "
-                                "refuse this bundle")
-        return cls.parse(path.read_bytes(), str(path))
+        return cls.parse(read_manifest_file(path), str(path))
 
     def save(self, path: Path) -> None:
         path.write_bytes(self.to_bytes())
+
+
+def read_manifest_file(path: Path) -> bytes:
+    """The bytes of a manifest.json on disk: a regular file (not a link) within the size limit."""
+    where = f"{path.parent}: {path.name}"
+    try:
+        st = path.lstat()
+    except FileNotFoundError as e:
+        raise ManifestError(f"{where} not found: a bundle needs {MANIFEST_NAME} at its root") from e
+    if not stat.S_ISREG(st.st_mode):
+        raise ManifestError(f"{where} is not a regular file: refuse this bundle")
+    if st.st_size > MAX_MANIFEST_BYTES:
+        raise ManifestError(f"{where} is {st.st_size} bytes, over the {MAX_MANIFEST_BYTES}-byte limit: "
+                            "refuse this bundle")
+    return path.read_bytes()
 
 
 # -- parsing ---------------------------------------------------------------------------------------
