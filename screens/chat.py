@@ -1,87 +1,329 @@
-"""First screen: type a prompt, the active bundle's model streams the reply with TTFT and tokens/s."""
+"""Chat screen: ask a policy question, the answer streams in, cited sections open in a modal.
+
+Input at the bottom; the answer streams into the log with TTFT and tokens/s in the status line; Esc
+cancels; each answer lists its citations as buttons (Tab to reach them, Enter to open the section
+text); abstentions, escalations and confidential answers carry a marker. History lives in SQLite
+(`edgetui.assistant.store.ChatHistory`) and is reloaded at start; ctrl+n starts a new chat and ctrl+e
+queues the last unanswered question for a supervisor. The assistant runs in a thread worker.
+"""
 
 from __future__ import annotations
 
-from textual import work
+import contextlib
+import threading
+
+from rich.text import Text
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import VerticalScroll
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
-from textual.screen import Screen
-from textual.widgets import Footer, Header, Input, Static
+from textual.screen import ModalScreen, Screen
+from textual.widgets import Button, Footer, Header, Input, Static
 
-from edgetui.engine.base import EngineError, GenParams, Stats
+from edgetui.assistant.pipeline import Answer, Assistant
+from edgetui.assistant.store import ChatHistory, EscalationQueue
+from edgetui.engine.base import EngineError
+
+QUESTION_SHOWN = 300  # characters of a question echoed in the log
+
+
+def shared_assistant(ctx) -> Assistant:
+    """The app's one Assistant for the active bundle (rebuilt when the bundle changes)."""
+    a = ctx.services.get("assistant")
+    if a is None or a.bundle is not ctx.bundle:
+        a = ctx.services["assistant"] = Assistant(ctx.bundle, ctx.engine)
+    return a
+
+
+def status_line(stats: dict) -> str:
+    if stats.get("ttft_ms") is None:
+        return f"answered by rules in {stats.get('total_ms', 0):.0f} ms (no model)"
+    return (f"TTFT {stats['ttft_ms']:.0f} ms · {stats.get('decode_tps') or 0:.1f} tok/s · "
+            f"{stats.get('prompt_recomputed', 0)}/{stats.get('prompt_tokens', 0)} prompt tok recomputed · "
+            f"{stats.get('total_ms', 0) / 1000:.1f} s")
+
+
+class SectionView(ModalScreen):
+    """The text of one cited section; Esc or Enter closes it."""
+
+    BINDINGS = [Binding("escape", "dismiss", "Close"), Binding("enter", "dismiss", "Close", show=False)]
+
+    def __init__(self, section) -> None:
+        super().__init__()
+        self.section = section
+
+    def compose(self) -> ComposeResult:
+        s = self.section
+        with Vertical(id="section-box"):
+            head = Text(f"[{s.id}] {s.title}", style="bold")
+            yield Static(head, id="section-title")
+            meta = f"{s.doc_id} {s.doc_title} · revision {s.revision} · {s.classification}"
+            yield Static(Text(meta, style="italic"), id="section-meta")
+            if s.confidential:
+                yield Static("CONFIDENTIAL: do not share outside Meridian.", classes="marker confidential")
+            with VerticalScroll(id="section-scroll"):
+                yield Static(Text(s.text), id="section-text")
+            yield Static("esc close", id="section-hint")
+
+    def action_dismiss(self) -> None:
+        self.dismiss()
+
+
+class CitationButton(Button):
+    def __init__(self, cid: str) -> None:
+        super().__init__(cid, compact=True, classes="citation")
+        self.cid = cid
+
+
+class Turn(Vertical):
+    """One question and its answer (streaming, then final)."""
+
+    def __init__(self, question: str, answer: Answer | None = None, turn_id: int | None = None,
+                 escalation_id: int | None = None, status: str = "answered", error: str | None = None) -> None:
+        super().__init__(classes="turn")
+        self.question = question
+        self.answer = answer
+        self.turn_id = turn_id
+        self.escalation_id = escalation_id
+        self.status = status
+        self.error = error
+        self._stream = ""
+
+    def compose(self) -> ComposeResult:
+        q = self.question if len(self.question) <= QUESTION_SHOWN else self.question[:QUESTION_SHOWN] + "…"
+        yield Static(Text("> " + " ".join(q.split())), classes="question")
+        yield Static(Text(""), classes="markers")
+        yield Static(Text("…"), classes="answer")
+        yield Horizontal(classes="citations")
+
+    def on_mount(self) -> None:
+        if self.answer is not None or self.error is not None or self.status != "answered":
+            self.show_final()
+
+    def stream(self, piece: str) -> None:
+        self._stream += piece
+        self.query_one(".answer", Static).update(Text(self._stream))
+
+    def finish(self, answer: Answer | None, turn_id: int | None, error: str | None = None) -> None:
+        self.answer, self.turn_id, self.error = answer, turn_id, error
+        if answer is not None and answer.cancelled:
+            self.status = "cancelled"
+        elif error is not None:
+            self.status = "error"
+        self.show_final()
+
+    def show_final(self) -> None:
+        a = self.answer
+        body = self.query_one(".answer", Static)
+        markers: list[tuple[str, str]] = []
+        if self.error is not None or self.status == "error":
+            body.update(Text(self.error or (a.answer if a else "error"), style="red"))
+            markers.append(("ERROR", "error"))
+        elif self.status == "cancelled" or (a is not None and a.cancelled):
+            body.update(Text((self._stream + " " if self._stream else "") + "(cancelled)"))
+            markers.append(("CANCELLED", "cancelled"))
+        elif a is not None:
+            body.update(Text(a.answer))
+            if a.abstained and a.gate not in (None, "out_of_scope"):
+                markers.append(("NOTICE", "notice"))
+            elif a.abstained:
+                markers.append(("NOT COVERED", "abstained"))
+            if a.confidential:
+                markers.append(("CONFIDENTIAL", "confidential"))
+        if self.escalation_id is not None:
+            markers.append((f"ESCALATED #{self.escalation_id}", "escalated"))
+        elif a is not None and a.abstained and a.escalation_offered and self.status == "answered":
+            markers.append(("ctrl+e to escalate", "offer"))
+        line = Text()
+        for label, style in markers:
+            line.append(f" {label} ", style=_MARKER_STYLE[style])
+            line.append(" ")
+        mk = self.query_one(".markers", Static)
+        mk.update(line)
+        mk.display = bool(markers)
+        row = self.query_one(".citations", Horizontal)
+        row.remove_children()
+        if a is not None and a.citations and not a.cancelled:
+            row.mount(Static("sources:", classes="sources-label"))
+            row.mount_all([CitationButton(c) for c in a.citations])
+        row.display = bool(a is not None and a.citations and not a.cancelled)
+
+    def set_escalated(self, escalation_id: int) -> None:
+        self.escalation_id = escalation_id
+        self.show_final()
+
+
+_MARKER_STYLE = {
+    "abstained": "bold black on yellow",
+    "notice": "bold black on grey70",
+    "confidential": "bold white on red",
+    "escalated": "bold white on blue",
+    "offer": "italic",
+    "cancelled": "bold black on grey70",
+    "error": "bold white on red",
+}
 
 
 class ChatScreen(Screen):
-    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+    CSS_PATH = "chat.tcss"
+    BINDINGS = [
+        Binding("escape", "cancel", "Cancel"),
+        Binding("ctrl+n", "new_chat", "New chat"),
+        Binding("ctrl+e", "escalate", "Escalate"),
+        Binding("ctrl+l", "focus_input", "Input", show=False),
+        Binding("pageup", "scroll_log(-1)", "Scroll up", show=False),
+        Binding("pagedown", "scroll_log(1)", "Scroll down", show=False),
+    ]
+    WARM = True  # evaluate the prompt prefix at start so the first question reuses it
 
     class Piece(Message):
-        def __init__(self, text: str) -> None:
+        def __init__(self, turn: Turn, text: str) -> None:
             super().__init__()
-            self.text = text
+            self.turn, self.text = turn, text
 
     class Done(Message):
-        def __init__(self, stats: Stats | None, error: str | None = None) -> None:
+        def __init__(self, turn: Turn, answer: Answer | None, error: str | None = None) -> None:
             super().__init__()
-            self.stats = stats
-            self.error = error
+            self.turn, self.answer, self.error = turn, answer, error
 
     def compose(self) -> ComposeResult:
         yield Header()
         with VerticalScroll(id="log"):
-            yield Static("Type a prompt and press Enter.", id="hint")
-        yield Static("ready", id="status", classes="status")
-        yield Input(placeholder="Ask the model…", id="prompt")
+            yield Static(Text("Ask about a maintenance policy, e.g. \"p-201 seal leaking, what now?\". "
+                              "Answers quote the policy and cite the sections (Tab, Enter to open)."),
+                         id="hint")
+        yield Static("ready", id="status")
+        yield Input(placeholder="Ask a policy question…  (Enter to send, Esc to cancel)", id="prompt")
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one(Input).focus()
-        self._gen = None
-        self._reply: Static | None = None
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        text = event.value.strip()
-        if not text or self._gen is not None:
-            return
-        event.input.value = ""
-        log = self.query_one("#log", VerticalScroll)
-        log.mount(Static(f"> {text}", classes="question"))
-        self._reply = Static("", classes="answer")
-        log.mount(self._reply)
-        self._text = ""
-        self.query_one("#status", Static).update("thinking…")
-        self.stream(text)
-
-    @work(thread=True, exclusive=True, group="generate")
-    def stream(self, text: str) -> None:
+        self._cancel: threading.Event | None = None
+        self._busy: Turn | None = None
         ctx = self.app.ctx
+        self.history = ChatHistory(ctx.db)
+        self.chat_id = self.history.current_chat()
+        self._load_history()
+        self.query_one("#log", VerticalScroll).can_focus = False  # Tab goes input → citations
+        self.query_one(Input).focus()
+        if self.WARM:
+            self.warm()
+
+    def _load_history(self) -> None:
+        from edgetui.config import load_settings
+
+        log = self.query_one("#log", VerticalScroll)
         try:
-            self._gen = ctx.engine.generate(ctx.bundle.chat_prompt(text), GenParams(max_tokens=128))
-            for tok in self._gen:
-                self.post_message(self.Piece(tok.text))
-            self.post_message(self.Done(self._gen.stats))
+            limit = load_settings(self.app.ctx.paths).history_limit
+        except Exception:  # a broken settings file must not hide the history
+            limit = 200
+        turns = []
+        for t in self.history.turns(self.chat_id, limit):
+            turns.append(Turn(t["question"], t["data"], t["id"], t["escalation_id"], t["status"],
+                              t["answer"] if t["status"] == "error" else None))
+        if turns:
+            log.mount_all(turns)
+            log.scroll_end(animate=False)
+
+    @work(thread=True, exclusive=True, group="warm")
+    def warm(self) -> None:
+        with contextlib.suppress(Exception):  # an optimisation; the first question reports real errors
+            shared_assistant(self.app.ctx).warm()
+
+    # -- asking --------------------------------------------------------------------------------
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if self._busy is not None:
+            self.notify("Still answering: Esc cancels.", severity="warning")
+            return
+        text = event.value
+        event.input.value = ""
+        turn = Turn(text)
+        self.query_one("#hint").display = False
+        log = self.query_one("#log", VerticalScroll)
+        log.mount(turn)
+        log.scroll_end(animate=False)
+        self._busy = turn
+        self._cancel = threading.Event()
+        self.query_one("#status", Static).update("thinking… (Esc cancels)")
+        self.answer(turn, text, self._cancel)
+
+    @work(thread=True, group="answer")
+    def answer(self, turn: Turn, question: str, cancel: threading.Event) -> None:
+        try:
+            ans = shared_assistant(self.app.ctx).ask(
+                question, on_token=lambda t: self.post_message(self.Piece(turn, t)), cancel=cancel)
+            self.post_message(self.Done(turn, ans))
         except EngineError as e:
-            self.post_message(self.Done(None, str(e)))
+            self.post_message(self.Done(turn, None, f"The engine failed: {e}"))
+        except Exception as e:  # never lose the screen or the history to one bad answer
+            self.post_message(self.Done(turn, None, f"{type(e).__name__}: {e}"))
 
     def on_chat_screen_piece(self, msg: Piece) -> None:
-        self._text += msg.text
-        if self._reply is not None:
-            self._reply.update(self._text)
+        msg.turn.stream(msg.text)
         self.query_one("#log", VerticalScroll).scroll_end(animate=False)
 
     def on_chat_screen_done(self, msg: Done) -> None:
-        self._gen = None
+        self._busy, self._cancel = None, None
+        ctx = self.app.ctx
         status = self.query_one("#status", Static)
-        if msg.error:
-            status.update(f"error: {msg.error}")
+        turn_id = None
+        try:
+            if msg.answer is not None:
+                turn_id = self.history.add(self.chat_id, msg.answer, ctx.bundle.ref)
+            else:
+                turn_id = self.history.add_error(self.chat_id, msg.turn.question, msg.error or "error", ctx.bundle.ref)
+        except Exception as e:  # the answer is still shown when the database is busy or full
+            self.notify(f"history not saved: {e}", severity="warning")
+        msg.turn.finish(msg.answer, turn_id, msg.error)
+        if msg.error is not None:
+            status.update(Text(f"error: {msg.error}"))
             self.notify(msg.error, severity="error")
-            return
-        s = msg.stats
-        status.update(
-            f"TTFT {s.ttft_ms:.0f} ms · {s.decode_tps:.1f} tok/s · {s.decode_tokens} tok · {s.finish}"
-        )
+        elif msg.answer.cancelled:
+            status.update("cancelled")
+        else:
+            status.update(status_line(msg.answer.stats))
+        self.query_one("#log", VerticalScroll).scroll_end(animate=False)
 
+    # -- actions -------------------------------------------------------------------------------
     def action_cancel(self) -> None:
-        if self._gen is not None:
-            self._gen.cancel()
+        if self._cancel is not None:
+            self._cancel.set()
+            self.query_one("#status", Static).update("cancelling…")
+
+    def action_scroll_log(self, direction: int) -> None:
+        log = self.query_one("#log", VerticalScroll)
+        (log.scroll_page_down if direction > 0 else log.scroll_page_up)(animate=False)
+
+    def action_focus_input(self) -> None:
+        self.query_one(Input).focus()
+
+    def action_new_chat(self) -> None:
+        if self._busy is not None:
+            self.notify("Still answering: Esc cancels first.", severity="warning")
+            return
+        self.chat_id = self.history.new_chat()
+        log = self.query_one("#log", VerticalScroll)
+        log.query(Turn).remove()
+        self.query_one("#hint").display = True
+        self.query_one("#status", Static).update("new chat")
+        self.query_one(Input).focus()
+
+    def action_escalate(self) -> None:
+        turns = [t for t in self.query(Turn) if t.answer is not None and t.answer.abstained
+                 and t.answer.escalation_offered and t.escalation_id is None and t.status == "answered"]
+        if not turns:
+            self.notify("Nothing to escalate: only unanswered questions are queued.", severity="information")
+            return
+        turn = turns[-1]
+        ctx = self.app.ctx
+        esc_id = EscalationQueue(ctx.db).add(turn.answer, ctx.bundle.ref)
+        if turn.turn_id is not None:
+            self.history.mark_escalated(turn.turn_id, esc_id)
+        turn.set_escalated(esc_id)
+        self.notify(f"Escalation #{esc_id} queued for a supervisor. It is not a call: phone for Severity 1 and 2.")
+
+    @on(Button.Pressed, ".citation")
+    def open_citation(self, event: Button.Pressed) -> None:
+        section = shared_assistant(self.app.ctx).section(event.button.cid)
+        if section is not None:
+            self.app.push_screen(SectionView(section))

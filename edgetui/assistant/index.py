@@ -80,7 +80,7 @@ LEXICON: dict[str, tuple[str, ...]] = {
     "supv": ("supervisor",), "req": ("request",), "wo": ("work order",),
     "qty": ("quantity", "stock"), "spares": ("spare",), "mgr": ("manager",),
     "weld": ("welding", "hot work"), "welding": ("welding", "hot work"), "welder": ("welding", "hot work"),
-    "grinding": ("grinding", "hot work"), "cutting": ("cutting", "hot work"),
+    "grind": ("grinding", "hot work"), "grinding": ("grinding", "hot work"), "cutting": ("cutting", "hot work"),
     "leaking": ("leak",), "leaky": ("leak",), "dripping": ("drip",), "scba": ("scba", "respirator"),
     "amp": ("current",), "amps": ("current",),
 }

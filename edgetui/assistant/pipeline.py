@@ -93,7 +93,8 @@ def _empty_stats() -> dict:
 
 
 class Assistant:
-    """Answers questions from the bundle's policy corpus with its engine. Thread-safe per call."""
+    """Answers questions from the bundle's policy corpus with its engine. Thread-safe: the gate and
+    retrieval run at once; requests to the engine are served one at a time."""
 
     def __init__(self, bundle, engine: Engine, mode: str | None = None):
         self.bundle = bundle
@@ -137,8 +138,7 @@ class Assistant:
     # -- the pipeline ------------------------------------------------------------------------
     def ask(self, question: str, on_token: Callable[[str], None] | None = None,
             cancel: threading.Event | None = None) -> Answer:
-        with self._lock:
-            return self._ask(question if isinstance(question, str) else str(question), on_token, cancel)
+        return self._ask(question if isinstance(question, str) else str(question), on_token, cancel)
 
     def _ask(self, question: str, on_token, cancel) -> Answer:
         run = _Run(time.perf_counter(), _empty_stats())
@@ -201,9 +201,13 @@ class Assistant:
         return P.free_grammar(sections, max_chars=160 if tight else 300, abstain=not tight), ()
 
     def _generate(self, run: _Run, prompt: str, grammar: str, stop, on_token, cancel) -> tuple[str, bool]:
-        st = run.stats
         params = GenParams(max_tokens=self.params.max_tokens, temperature=self.params.temperature,
                            seed=self.params.seed, stop=tuple(stop), grammar=grammar)
+        with self._lock:  # one request on the engine at a time; gate and retrieval never wait here
+            return self._stream(run, prompt, params, on_token, cancel)
+
+    def _stream(self, run: _Run, prompt: str, params: GenParams, on_token, cancel) -> tuple[str, bool]:
+        st = run.stats
         g = self.engine.generate(prompt, params)
         done = threading.Event()
         if cancel is not None:

@@ -60,6 +60,10 @@ def numbers(text: str) -> set[str]:
     return out | set(codes_in(low))
 
 
+SCOPE_TITLES = frozenset({"scope", "purpose", "spaces covered", "equipment"})
+SCOPE_PENALTY = 3.0
+
+
 @dataclass(frozen=True)
 class Quote:
     section: Section
@@ -100,6 +104,8 @@ class QuoteChooser:
         scored: list[Quote] = []
         for rank, sec in enumerate(hits):
             prior = 1.0 / (1 + rank)
+            # a Scope or Purpose section says what a policy covers, not what to do
+            prior -= SCOPE_PENALTY if sec.title.strip().lower() in SCOPE_TITLES else 0.0
             for sent in sec.sentences:
                 st = terms(sent)
                 score = (self._overlap(q_terms, st) + lw * self._overlap(l_terms, st)
