@@ -251,11 +251,16 @@ class EvalScreen(Screen):
 
     # -- the run (thread worker) ---------------------------------------------------------------
     def ask_for(self, bundle):
-        """(ask, start, close) for one bundle: the active bundle shares the app's engine child."""
+        """(ask, start, close) for one bundle. The active bundle goes through the app's one Assistant and
+        engine child (its lock keeps a chat question and an eval case from interleaving on the engine)."""
         ctx = self.app.ctx
-        engine = ctx.engine if bundle.ref == ctx.bundle.ref else bundle.engine(engine_log(ctx.paths))
-        close = (lambda: None) if engine is ctx.engine else engine.close
-        return assistant_ask(bundle, engine), engine.start, close
+        if bundle.ref == ctx.bundle.ref:
+            from screens.chat import shared_assistant
+
+            assistant = shared_assistant(ctx)
+            return (lambda q, cancel=None: assistant.ask(q, cancel=cancel)), ctx.engine.start, lambda: None
+        engine = bundle.engine(engine_log(ctx.paths))
+        return assistant_ask(bundle, engine), engine.start, engine.close
 
     @work(thread=True, exclusive=True, group="eval")
     def run_evals(self, golden_path: str, refs: list[str], smoke: bool, cancel: threading.Event) -> None:
@@ -292,7 +297,7 @@ class EvalScreen(Screen):
             self._live_run = msg.run.id
             self._results = self.store.results(msg.run.id)
             self._fill_cases(self._results)
-        else:
+        elif all(r.case_id != msg.result.case_id for r in self._results):  # not already loaded above
             self._results.append(msg.result)
             if not (self._failed_only and msg.result.passed):
                 self._add_case_row(msg.result)
