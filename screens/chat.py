@@ -169,8 +169,8 @@ class ChatScreen(Screen):
     CSS_PATH = "chat.tcss"
     BINDINGS = [
         Binding("escape", "cancel", "Cancel"),
-        Binding("ctrl+n", "new_chat", "New chat"),
-        Binding("ctrl+e", "escalate", "Escalate"),
+        Binding("ctrl+n", "new_chat", "New chat", priority=True),
+        Binding("ctrl+e", "escalate", "Escalate", priority=True),  # over the input's end-of-line (End works)
         Binding("ctrl+l", "focus_input", "Input", show=False),
         Binding("pageup", "scroll_log(-1)", "Scroll up", show=False),
         Binding("pagedown", "scroll_log(1)", "Scroll down", show=False),
@@ -222,8 +222,10 @@ class ChatScreen(Screen):
             turns.append(Turn(t["question"], t["data"], t["id"], t["escalation_id"], t["status"],
                               t["answer"] if t["status"] == "error" else None))
         if turns:
+            self.query_one("#hint").display = False
             log.mount_all(turns)
             log.scroll_end(animate=False)
+            self.query_one("#status", Static).update(f"ready · {len(turns)} earlier question(s) in this chat")
 
     @work(thread=True, exclusive=True, group="warm")
     def warm(self) -> None:
