@@ -190,15 +190,7 @@ class Assistant:
 
     # -- generation ----------------------------------------------------------------------------
     def _grammar(self, sections: list[Section], tight: bool) -> tuple[str, tuple[str, ...]]:
-        lead_chars = 60 if tight else 110
-        if self.mode == "quote":
-            g = (f'root ::= lead "\\n" | {P.gbnf_literal(P.ABSTAIN_TEXT)}\n'
-                 f'lead ::= [^\\n"\\[\\]] [^\\n"\\[\\]]{{0,{lead_chars}}}\n')
-            return g, ("\n",)
-        if self.mode == "model_quote":
-            return P.quote_grammar(sections, lead=not tight, max_quotes=1 if tight else 2, abstain=not tight,
-                                   lead_chars=lead_chars), ()
-        return P.free_grammar(sections, max_chars=160 if tight else 300, abstain=not tight), ()
+        return P.grammar_for(self.mode, sections, tight)
 
     def _generate(self, run: _Run, prompt: str, grammar: str, stop, on_token, cancel) -> tuple[str, bool]:
         params = GenParams(max_tokens=self.params.max_tokens, temperature=self.params.temperature,

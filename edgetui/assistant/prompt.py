@@ -8,7 +8,11 @@ the KV cache; the template must therefore keep the system prompt (and its worked
 The question is data: control characters and chat-format markers are removed before it is placed in
 the template, so typed text can never open a new system or assistant turn.
 
-Grammars (llama.cpp GBNF) make the model's output checkable by construction:
+Grammars (llama.cpp GBNF) make the model's output checkable by construction (`grammar_for(mode, …)`
+gives the one production uses):
+- `lead` (production, mode `quote`): one short line, no brackets or quotes, or the abstention
+  sentence; the quoted sentences and their ids are then chosen from the retrieved sections, so no
+  citation can name a section that was not retrieved;
 - `quote`: a short lead line, then one or two sentences copied verbatim from the retrieved sections,
   each followed by its own section id; or the abstention sentence. Citations can only be retrieved ids
   and every quoted sentence exists in the section it cites.
@@ -109,6 +113,26 @@ def quote_grammar(sections: list[Section], *, lead: bool = True, max_quotes: int
     if lead:
         rules.append(f'lead ::= [^\\n"\\[\\]] [^\\n"\\[\\]]{{0,{lead_chars}}}')
     return "\n".join(rules) + "\n"
+
+
+def lead_grammar(lead_chars: int = 110) -> str:
+    """The production (`quote` mode) output: one short line without brackets or quotes, or the abstention
+    sentence. Generation stops at the newline; the quoted sentences are chosen by `QuoteChooser`."""
+    return (f"root ::= lead \"\\n\" | {gbnf_literal(ABSTAIN_TEXT)}\n"
+            f'lead ::= [^\\n"\\[\\]] [^\\n"\\[\\]]{{0,{lead_chars}}}\n')
+
+
+def grammar_for(mode: str, sections: list[Section], tight: bool = False) -> tuple[str, tuple[str, ...]]:
+    """(GBNF, stop strings) of an answer mode; `tight` is the retry after a failed validation."""
+    lead_chars = 60 if tight else 110
+    if mode == "quote":
+        return lead_grammar(lead_chars), ("\n",)
+    if mode == "model_quote":
+        return quote_grammar(sections, lead=not tight, max_quotes=1 if tight else 2, abstain=not tight,
+                             lead_chars=lead_chars), ()
+    if mode == "free":
+        return free_grammar(sections, max_chars=160 if tight else 300, abstain=not tight), ()
+    raise ValueError(f"answer mode {mode!r} is not one of quote, model_quote, free")
 
 
 def free_grammar(sections: list[Section], *, max_chars: int = 300, abstain: bool = True) -> str:
