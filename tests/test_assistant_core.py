@@ -187,7 +187,8 @@ def test_grammars_compile_and_constrain_real_llama_cpp(model_path):
     """The grammar is what makes invented citations impossible: llama.cpp must accept it."""
     llama_cpp = pytest.importorskip("llama_cpp")
     secs = [s for s in load_corpus(CORPUS) if s.id in {"POL-02#4", "POL-07#3"}]
-    for g in (P.quote_grammar(secs), P.free_grammar(secs), P.quote_grammar(secs, lead=False, max_quotes=1)):
+    grammars = [P.grammar_for(m, secs, tight)[0] for m in ("quote", "model_quote", "free") for tight in (False, True)]
+    for g in grammars:
         assert llama_cpp.LlamaGrammar.from_string(g, verbose=False) is not None
 
 
