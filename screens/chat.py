@@ -102,8 +102,12 @@ class Turn(Vertical):
             self.show_final()
 
     def stream(self, piece: str) -> None:
+        """The model's draft, dimmed: it is replaced by the validated answer (a lead whose numbers are not
+        in the quoted policy is dropped), so a draft value is never presented as the rule."""
         self._stream += piece
-        self.query_one(".answer", Static).update(Text(self._stream))
+        draft = Text(self._stream, style="dim italic")
+        draft.append("  checking against the policy…", style="dim")
+        self.query_one(".answer", Static).update(draft)
 
     def finish(self, answer: Answer | None, turn_id: int | None, error: str | None = None) -> None:
         self.answer, self.turn_id, self.error = answer, turn_id, error
