@@ -348,3 +348,46 @@ def test_history_and_escalations_round_trip_with_redacted_export(home, tmp_path)
                                                     "title": "(confidential section)"}
     assert q.list("open") == [] and len(q.list()) == 1
     assert hist.new_chat() != chat and hist.current_chat() != chat
+
+
+# -- held-out questions (written for this test, not from the golden set) ----------------------------
+HELD_OUT = [
+    ("how many people for a chlorine container change", "POL-04#4"),
+    ("who issues the confined space permit", "POL-05#2"),
+    ("can a contractor put a lock on", "POL-01#2"),
+    ("LOTO-2 qualification expiry", "POL-01#2"),
+    ("day tank fuel level minimum", "POL-10#4"),
+    ("how long can an alarm be shelved", "POL-11#3"),
+    ("nuisance alarm definition", "POL-11#4"),
+    ("harness height without guard rail", "POL-12#5"),
+    ("written incident form deadline", "POL-13#2"),
+    ("flow meter FT-105 calibration", "POL-14#1"),
+    ("screen lock timeout on the handheld", "POL-15#4"),
+    ("can i return an opened seal kit", "POL-09#4"),
+    ("store hours", "POL-09#3"),
+    ("hot work permit validity", "POL-06#2"),
+    ("combustibles distance from welding", "POL-06#5"),
+    ("blower B-03 zone D limit", "POL-03#3"),
+    ("kessel drives penalty per hour late", "POL-16#3"),
+    ("tripod and winch depth", "POL-05#5"),
+    ("wet well ventilation time before entry", "POL-05#6"),
+    ("pressure transmitter calibration interval", "POL-14#1"),
+    ("what is the dress code for the office", None),
+    ("what is the pump efficiency target", None),
+    ("who is the union representative", None),
+    ("what is the wifi password", None),
+    ("what is the pension contribution", None),
+    ("how often are fire extinguishers inspected", None),
+    ("which solvent cleans the motor windings", None),
+    ("what colour is the emergency stop button", None),
+]
+
+
+@pytest.mark.parametrize("question,expected", HELD_OUT)
+def test_held_out_questions_retrieve_or_abstain_before_the_model(bundle, question, expected):
+    eng = ScriptedEngine("x")
+    ans = Assistant(bundle, eng).ask(question)
+    if expected is None:
+        assert ans.abstained and ans.citations == () and eng.calls == []
+    else:
+        assert not ans.abstained and expected in [i for i, _ in ans.retrieved]

@@ -37,7 +37,7 @@ _STOPWORDS_TEXT = """
 a about above after again against all am an and any anyone are aren as at be because been before being below
 between both but by can cannot could did didn do does doesn doing don down during each else ever few for from
 further get gets getting got had has have having he her here hers him his how i if in into is isn it its itself
-just let me might mine more most much must my myself need needs no nor not now of off on once only or other our
+just let me many might mine more most much must my myself need needs no nor not now of off on once only or other our
 ours out over own please same shall she should so some somebody someone something still such than that the
 their them then there these they this those through to too under until up upon us very was we were what whats
 when where which while who whom why will with within would you your yours yourself ok okay hi hello thanks

@@ -5,8 +5,9 @@ Robust by construction, because a 135M model is weak:
   questions by rule, without the model;
 - typed instructions aimed at the assistant ("ignore the policy", "cite POL-99") are stripped before
   retrieval and the prompt, and the question is cleaned of chat markers: it is data, never instructions;
-- a question naming things no policy mentions (`torque`, `canteen`) abstains before generation, with
-  the unknown words named; so does one for which retrieval finds nothing;
+- a question naming things no policy mentions (`torque`, `canteen`: two such words, or one when the best
+  section covers less than 45% of the question) abstains before generation, with the unknown words
+  named; so does one for which retrieval finds nothing;
 - the output is constrained by a grammar and validated: every citation is a retrieved section, every
   quote is a sentence of the section it cites, and a lead line is shown only when the numbers and words
   it uses are in the quoted sentences or the question. Output that fails validation is retried once with
@@ -38,6 +39,9 @@ from edgetui.engine.base import Engine, EngineError, GenParams
 
 MODES = ("quote", "model_quote", "free")
 MIN_TOP_SCORE = 1.0  # below this BM25 score nothing retrieved is about the question
+# A question with one word no policy uses ("expiry", "forklifts") is answered only when the best section
+# covers this share (IDF-weighted) of its words; two or more such words always abstain.
+ONE_UNKNOWN_MIN_COVERAGE = 0.45
 
 
 @dataclass(frozen=True)
@@ -160,8 +164,9 @@ class Assistant:
         retrieved = tuple((h.id, h.score) for h in hits)
         if not hits or hits[0].score < MIN_TOP_SCORE:
             return self._abstain(run, question, retrieved, hits, "no policy section matches the question")
-        if plan.foreign_terms:
-            words = ", ".join(plan.foreign_terms)
+        foreign = plan.foreign_terms
+        if len(foreign) >= 2 or (foreign and self._coverage(query, [hits[0].section]) < ONE_UNKNOWN_MIN_COVERAGE):
+            words = ", ".join(foreign)
             return self._abstain(run, question, retrieved, hits, f"no policy mentions: {words}")
 
         # 3. generate and validate (one retry with tighter constraints)
