@@ -152,7 +152,9 @@ def main() -> int:
                       f"tok; TTFT p50 {r['ttft_ms_p50']} ms = gate {r['gate_ms_p50']} + retrieval "
                       f"{r['retrieval_ms_p50']} + engine prompt eval {r['engine_prompt_ms_p50']} ms; "
                       f"TTFT / prompt eval p50 {r['ttft_over_prompt_eval_p50']} p95 {r['ttft_over_prompt_eval_p95']} "
-                      f"(target ≤ 1.10); decode {r['decode_tps_p50']} tok/s")
+                      f"(target ≤ 1.10); decode {r['decode_tps_p50']} tok/s", flush=True)
+                if args.json:  # after every mode, so a long run that is stopped keeps what it measured
+                    args.json.write_text(json.dumps(out, indent=2, ensure_ascii=False) + "\n")
         finally:
             engine.close()
     if args.json:
