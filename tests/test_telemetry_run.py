@@ -33,13 +33,14 @@ class TokenSource:
         self.pid = None
 
     def stream(self, n: int, dt: float = 0.002) -> dict:
-        t0 = time.monotonic()
+        t0, times = time.monotonic(), []
         for i in range(n):
             time.sleep(dt)
+            times.append(time.monotonic())
             for cb in self.listeners:
-                cb(Token(f"t{i}", time.monotonic()))
+                cb(Token(f"t{i}", times[-1]))
         for cb in self.listeners:
-            cb(Stats(ttft_ms=5.0, decode_tokens=n, start=t0))
+            cb(Stats(ttft_ms=5.0, decode_tokens=n, start=t0, token_times=tuple(times)))
         return {"ttft_ms": 5.0, "decode_tps": 1 / dt, "decode_tokens": n, "prompt_tokens": 40}
 
 
@@ -166,7 +167,6 @@ def test_golden_questions_come_from_the_bundles_golden_set(tmp_path):
 @pytest.mark.model
 @pytest.mark.slow
 def test_real_short_sustained_run_stores_samples_requests_and_verdict(bundle, engine, tmp_path):
-    pytest.importorskip("edgetui.assistant.pipeline")  # TODO(telemetry): drop once the assistant lands
     db = tmp_path / "t.db"
     store = TelemetryStore(open_db(db))
     sampler = Sampler(hz=2.0, db_path=db)
@@ -179,15 +179,15 @@ def test_real_short_sustained_run_stores_samples_requests_and_verdict(bundle, en
     finally:
         sampler.stop()
     v = res.verdict
-    assert v.complete and res.reason is None and 19 <= v.duration_s <= 60
-    assert v.burst_tps > 0 and v.floor_tps > 0 and v.floor_tps <= v.burst_tps * 1.5
-    assert v.floor_window_s == pytest.approx(v.duration_s, abs=0.1)  # shorter than 30 s: one window
+    assert v.complete and res.reason is None and v.duration_s >= 20  # the last request may run past 20 s
+    assert v.burst_tps > 0 and v.floor_tps > 0 and v.decode_tokens > 0
+    assert v.floor_window_s == pytest.approx(min(30.0, v.duration_s), abs=0.1)  # shorter than 30 s: one window
     assert v.p95_ttft_ms > 0 and v.bar_floor_tps == 30 and v.passed == (v.floor_tps >= 30)
     reqs = store.requests(res.run_id)
-    assert len(reqs) == v.requests >= 2
+    assert len(reqs) == v.requests >= 1
     assert any(r["decode_tokens"] and r["ttft_ms"] > 0 and r["decode_tps"] > 0 for r in reqs)
     samples = store.samples(res.run_id)
-    assert len(samples) >= 20  # 2 Hz for 20 s, tagged with the run
+    assert len(samples) >= 20  # 2 Hz for 20 s and more, tagged with the run
     assert any(s.tps and s.tps > 0 for s in samples) and any(s.engine_rss_mb for s in samples)
     row = store.run(res.run_id)
     assert row.status == "complete" and row.verdict == v
@@ -195,7 +195,6 @@ def test_real_short_sustained_run_stores_samples_requests_and_verdict(bundle, en
 
 @pytest.mark.model
 def test_engine_crash_mid_run_keeps_the_run_marked_incomplete(bundle, tmp_path):
-    pytest.importorskip("edgetui.assistant.pipeline")  # TODO(telemetry): drop once the assistant lands
     db = tmp_path / "t.db"
     store = TelemetryStore(open_db(db))
     eng = bundle.engine()

@@ -19,7 +19,7 @@ REQUEST_COLUMNS = ["seq", "t", "question", "ttft_ms", "decode_tps", "decode_toke
 
 # (metric, verdict field, help). Values that are None are left out, as node_exporter expects.
 PROM_METRICS = [
-    ("edgetui_sustained_burst_tps", "burst_tps", "Decode tokens/s over the first 20 s of the last sustained run."),
+    ("edgetui_sustained_burst_tps", "burst_tps", "Decode tokens/s, first 20 s of decoding of the last sustained run."),
     ("edgetui_sustained_floor_tps", "floor_tps", "Lowest 30-second decode tokens/s of the last sustained run."),
     ("edgetui_sustained_bar_floor_tps", "bar_floor_tps", "The bundle's sustained floor bar in tokens/s."),
     ("edgetui_sustained_p95_ttft_seconds", "p95_ttft_ms", "p95 time to first token of the last sustained run."),

@@ -64,11 +64,14 @@ def golden_questions(path: Path | None = None, bundle_name: str = "field-policy"
 
 def assistant_workload(bundle, engine, cancel: threading.Event | None = None) -> AskFn:
     """The production workload: each question through the real assistant pipeline (its output cap)."""
+    from edgetui.assistant.corpus import CorpusError
+    from edgetui.assistant.pipeline import Assistant
+    from edgetui.assistant.prompt import TemplateError
+
     try:
-        from edgetui.assistant.pipeline import Assistant
-    except ImportError as e:
-        raise WorkloadError(f"the assistant pipeline is not installed ({e}): reinstall edgetui") from e
-    assistant = Assistant(bundle, engine)
+        assistant = Assistant(bundle, engine)
+    except (CorpusError, TemplateError, ValueError, OSError) as e:
+        raise WorkloadError(f"bundle {bundle.ref} cannot serve the assistant: {e}") from e
 
     def ask(question: str) -> dict:
         return dict(assistant.ask(question, cancel=cancel).stats)
@@ -101,12 +104,12 @@ class SustainedRun:
         return min(1.0, max(parts)) if parts else None
 
     def run(self) -> RunResult:
-        meter = DecodeMeter(keep_s=None)
+        meter = DecodeMeter(exact=True)
         self.engine.listeners.append(meter)
         self.run_id = run_id = self.store.create_run(self.bundle_ref, self.minutes, self.max_requests, self.bar)
         self.sampler.run_id = run_id
-        first = self._sample()
         t0, wall0 = time.monotonic(), time.time()
+        first = self._sample()
         deadline = t0 + self.minutes * 60 if self.minutes else None
         n, errors, ttfts, reason = 0, 0, [], None
         try:
@@ -117,7 +120,6 @@ class SustainedRun:
                 if (deadline and time.monotonic() >= deadline) or (self.max_requests and n >= self.max_requests):
                     break
                 q = self.questions[n % len(self.questions)]
-                meter.boundary()
                 t_req, stats, err = time.time(), None, None
                 try:
                     stats = self.ask(q) or {}

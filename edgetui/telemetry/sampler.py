@@ -27,11 +27,14 @@ MAX_INTERVAL_S = 5.0  # a longer "interval" spans two requests (one ended withou
 class DecodeMeter:
     """An engine listener that turns token timestamps into decode intervals (see verdict.py).
 
-    `keep_s` bounds memory for the live meter; a sustained run keeps everything (`keep_s=None`).
+    Live (default): intervals from the Token events as they stream, trimmed to the last `keep_s` seconds.
+    `exact=True` (a sustained run): intervals from each request's final `Stats.token_times` — every token
+    the engine decoded, stop-string pieces included, the same tokens `Stats.decode_tps` counts — kept whole.
     """
 
-    def __init__(self, keep_s: float | None = 30.0):
-        self.keep_s = keep_s
+    def __init__(self, keep_s: float | None = 30.0, exact: bool = False):
+        self.keep_s = None if exact else keep_s
+        self.exact = exact
         self.intervals: deque[tuple[float, float]] = deque()
         self.tokens = 0
         self.ttft_ms: float | None = None
@@ -40,7 +43,7 @@ class DecodeMeter:
 
     def __call__(self, event: object) -> None:
         with self._lock:
-            if isinstance(event, Token):
+            if isinstance(event, Token) and not self.exact:
                 self.tokens += 1
                 if self._last is not None and 0 <= event.t - self._last <= MAX_INTERVAL_S:
                     self.intervals.append((self._last, event.t))
@@ -51,11 +54,10 @@ class DecodeMeter:
             elif isinstance(event, Stats):
                 self._last = None
                 self.ttft_ms = event.ttft_ms
-
-    def boundary(self) -> None:
-        """A request starts: the next token opens no interval."""
-        with self._lock:
-            self._last = None
+                if self.exact:
+                    times = event.token_times
+                    self.tokens += len(times)
+                    self.intervals.extend(zip(times, times[1:], strict=False))
 
     def rate(self, now: float, window_s: float) -> float:
         """Decode tokens/s of the intervals that ended in the last `window_s` seconds (0 when idle)."""

@@ -27,6 +27,7 @@ class DecodeRates:
         iv = sorted((b, b - a) for a, b in intervals if b >= a)
         self.ends = [b for b, _ in iv]
         self._cum = [0.0, *accumulate(d for _, d in iv)]
+        self.first_start = min((b - d for b, d in iv), default=None)  # when decoding began
 
     def __len__(self) -> int:
         return len(self.ends)
@@ -61,7 +62,7 @@ class Verdict:
     requests: int
     errors: int
     decode_tokens: int  # every token generated in the run
-    burst_tps: float | None  # decode rate over the first BURST_S seconds
+    burst_tps: float | None  # decode rate over the first BURST_S seconds of decoding
     floor_tps: float | None  # lowest FLOOR_S-second window
     floor_at_s: float | None  # where that window starts, seconds into the run
     floor_window_s: float
@@ -90,7 +91,8 @@ def compute_verdict(intervals: Iterable[tuple[float, float]], start: float, end:
     `tokens` is every token generated (intervals plus each request's first token), for tokens per joule.
     """
     rates = DecodeRates(intervals)
-    burst = rates.rate(start, start + BURST_S) if end - start >= BURST_S else rates.rate(start, end + 1e-9)
+    first = rates.first_start if rates.first_start is not None else start
+    burst = rates.rate(first, min(first + BURST_S, end + 1e-9))
     floor, floor_at, window = rates.floor(start, end + 1e-9)
     tokens = len(rates) if tokens is None else tokens
     passed = None if floor is None or bar_floor_tps is None else floor >= bar_floor_tps
