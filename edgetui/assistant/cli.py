@@ -72,6 +72,9 @@ def ask(
     except EngineCrashed as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(1) from e
+    except KeyboardInterrupt:
+        typer.echo("\ninterrupted", err=True)
+        raise typer.Exit(130) from None
     except (*BAD_INPUT, *ASSISTANT_ERRORS) as e:
         fail(str(e))
     finally:
