@@ -21,7 +21,7 @@ from edgetui.telemetry.sensors import Sensors
 from edgetui.telemetry.storage import TelemetryStore
 from edgetui.telemetry.throttle import ThrottleEvent, ThrottleRules, ThrottleTracker
 
-MAX_INTERVAL_S = 5.0  # a longer "interval" spans two requests (one ended without stats): not decoding
+MAX_INTERVAL_S = 60.0  # a longer "interval" spans two requests (one ended without stats): not decoding
 
 
 class DecodeMeter:
