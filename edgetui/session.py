@@ -12,6 +12,7 @@ from pathlib import Path
 
 from edgetui.config import REPO_ROOT, Paths, load_settings, paths
 from edgetui.ota.bundle import Bundle
+from edgetui.ota.errors import Refused
 from edgetui.ota.recipe import build, load_recipe
 from edgetui.ota.store import Store, StoreError
 
@@ -35,7 +36,10 @@ def ensure_default_bundle(p: Paths | None = None) -> Bundle:
     if not (target / "manifest.json").is_file():
         staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=p.store))
         try:
-            build(recipe_dir, staging / "b")
+            try:
+                build(recipe_dir, staging / "b")
+            except Refused as e:  # the store stays as it was: nothing active, nothing half-built
+                raise StoreError(f"the default bundle could not be built: {e}") from e
             target.parent.mkdir(parents=True, exist_ok=True)
             if target.exists():
                 shutil.rmtree(target)

@@ -123,3 +123,31 @@ def test_model_file_is_read_not_changed(tmp_path, model_path):
     eng.complete("Hello", GenParams(max_tokens=2))
     eng.close()
     assert p.stat().st_mtime_ns == before and eng.pid is None
+
+
+def test_greedy_grammar_fast_path_gives_the_same_tokens_as_llama_cpps_chain(model_path, bundle):
+    """GreedyGrammarSampler checks only the argmax against the grammar; the output must be exactly what
+    llama-cpp-python's own grammar → greedy chain gives (in-process here: the parity is about sampling)."""
+    from edgetui.assistant import prompt as P
+    from edgetui.assistant.corpus import load_corpus
+    from edgetui.engine.llama_runtime import LlamaRuntime
+
+    rt = LlamaRuntime(str(model_path), 2048, 2)
+    sections = load_corpus(bundle.corpus_dir)
+    template = bundle.template
+    cases = [("What seal kit do I use on P-201?", sections[5:8], "free"),
+             ("How often are bearings checked?", sections[10:13], "model_quote"),
+             ("What PPE for chlorine?", sections[20:23], "quote")]
+
+    def run(q, secs, mode):
+        grammar, stop = P.grammar_for(mode, list(secs))
+        params = GenParams(max_tokens=40, stop=stop, grammar=grammar)
+        evs = list(rt.stream(P.render(template, secs, q), params, lambda: False))
+        return [e[2] for e in evs if e[0] == "tok"]
+
+    for q, secs, mode in cases:
+        rt.llm.fast_grammar = True
+        fast = run(q, secs, mode)
+        rt.llm.fast_grammar = False
+        chain = run(q, secs, mode)
+        assert fast and fast == chain, (mode, q)

@@ -1,18 +1,26 @@
 """The acceptance path on the real model and the real smoke gate: a signed bundle built from
 bundles/field-policy installs, passes its smoke eval and becomes active; rollback returns to the
-previous version and both verify; a deliberately broken bundle (a template that makes every answer
-abstain) fails the gate and is rolled back automatically with the reason recorded."""
+previous version and both verify; a deliberately broken bundle fails the gate and is rolled back
+automatically with the reason recorded.
+
+The broken bundle is an update that lost most of its corpus (only POL-01 and POL-12 shipped), a
+packaging fault the smoke gate exists for. A template that tells the model to always abstain is *not*
+broken enough: in the production `quote` mode the governing sentences are quoted from retrieval and a
+model abstention is overruled when the top section covers the question, so such a bundle scored like
+the good one on the smoke subset (measured here) — the gate judges answers, not templates.
+
+Recipes are `tests/recipes.py` copies without the latency bars (see there)."""
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from recipes import quality_only_recipe
 
 from edgetui.config import Paths
 from edgetui.ota.build import build_archive
@@ -20,21 +28,11 @@ from edgetui.ota.history import events
 from edgetui.ota.keys import Keyring
 from edgetui.ota.manager import Ota
 from edgetui.ota.report import verify, versions
-from edgetui.session import RECIPES, ensure_default_bundle
+from edgetui.session import ensure_default_bundle
 
 REPO = Path(__file__).resolve().parent.parent
 pytestmark = [pytest.mark.model, pytest.mark.slow]
 
-ABSTAIN_TEMPLATE = """<|im_start|>system
-You are a maintenance assistant that is not allowed to answer. Whatever the question and whatever the \
-sections say, reply with exactly this sentence and nothing else: The policy documents don't cover this.<|im_end|>
-<|im_start|>user
-Policy sections (do not use them):
-{sections}
-
-Question: {question}<|im_end|>
-<|im_start|>assistant
-"""
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +49,7 @@ def device(tmp_path_factory):
 def test_signed_bundle_installs_passes_its_smoke_eval_activates_and_rolls_back(device):
     root, home = device
     tar = root / "fp-1.1.0.tar"
-    build_archive(home, RECIPES / "field-policy", tar, root / "build", version="1.1.0")
+    build_archive(home, quality_only_recipe(root, "recipe"), tar, root / "build", version="1.1.0")
     out = Ota(home).install(tar, activate=True, smoke=True)
     assert out.ok, out.message
     row = {r.ref: r for r in versions(Ota(home))}["field-policy@1.1.0"]
@@ -62,11 +60,9 @@ def test_signed_bundle_installs_passes_its_smoke_eval_activates_and_rolls_back(d
 
 
 @pytest.mark.timeout(1500)
-def test_a_bundle_whose_template_makes_every_answer_abstain_is_rolled_back(device):
+def test_a_bundle_that_lost_most_of_its_corpus_fails_its_smoke_gate_and_is_rolled_back(device):
     root, home = device
-    recipe = root / "broken-recipe"
-    shutil.copytree(RECIPES / "field-policy", recipe)
-    (recipe / "template.txt").write_text(ABSTAIN_TEMPLATE)
+    recipe = quality_only_recipe(root, "broken-recipe", keep_docs=("POL-01", "POL-12"))
     tar = root / "fp-1.2.0-broken.tar"
     build_archive(home, recipe, tar, root / "build2", version="1.2.0")
     before = Ota(home).store.active_ref_str()
@@ -79,6 +75,6 @@ def test_a_bundle_whose_template_makes_every_answer_abstain_is_rolled_back(devic
     ota = Ota(home)
     assert ota.store.active_ref_str() == before and verify(ota).ok
     st = ota.store.state()
-    assert st.status("field-policy@1.2.0") == "bad" and st.versions["field-policy@1.2.0"]["reason"]
+    assert st.status("field-policy@1.2.0") == "bad" and "quality" in st.versions["field-policy@1.2.0"]["reason"]
     ev = next(e for e in events(home) if e.event == "auto-rollback")
     assert ev.from_ref == "field-policy@1.2.0" and ev.reason

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -91,3 +92,28 @@ def test_bench_sustained_json_prints_the_verdict_and_stores_the_run(bundle_home,
     store = TelemetryStore(open_db(tmp_path / "home" / "edgetui.db"))
     run = store.run(out["run_id"])
     assert run.status == "complete" and len(store.requests(run.id)) == 2 and store.samples(run.id)
+
+
+@pytest.mark.model
+def test_ctrl_c_during_bench_sustained_keeps_the_run_marked_incomplete(bundle_home, tmp_path):
+    shutil.copytree(bundle_home.home, tmp_path / "home")
+    db = tmp_path / "home" / "edgetui.db"
+    env = {**os.environ, "EDGETUI_HOME": str(tmp_path / "home")}
+    p = subprocess.Popen([sys.executable, "-m", "edgetui", "bench", "sustained", "--minutes", "5", "--json"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:  # wait until the run has recorded something
+            time.sleep(0.5)
+            if db.exists() and TelemetryStore(open_db(db)).db.execute(
+                    "SELECT COUNT(*) FROM telemetry_samples WHERE run_id IS NOT NULL").fetchone()[0] >= 2:
+                break
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=240)
+    finally:
+        p.kill()
+    assert p.returncode == 1, err
+    d = json.loads(out)
+    assert d["status"] == "incomplete" and d["reason"] == "interrupted (Ctrl+C)" and d["complete"] is False
+    run = TelemetryStore(open_db(db)).run(d["run_id"])
+    assert run.status == "incomplete" and run.ended is not None

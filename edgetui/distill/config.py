@@ -66,6 +66,8 @@ class LossSection:
 
 @dataclass(frozen=True)
 class TrainSection:
+    """Also the trainer's own config (`edgetui.distill.train` takes it as is)."""
+
     epochs: float = 1.0
     batch_size: int = 4
     grad_accum: int = 1
@@ -78,10 +80,10 @@ class TrainSection:
     val_every: int = 50
     checkpoint_every: int = 50
     seed: int = 0
-    dtype: str = "fp32"
-    threads: int = 2
+    dtype: str = "fp32"  # fp32 | bf16 (autocast)
+    threads: int = 2  # 0: torch's default
     max_seq: int = 1024
-    max_steps: int = 0
+    max_steps: int = 0  # 0: derived from epochs
 
 
 @dataclass(frozen=True)

@@ -129,7 +129,6 @@ def train(cfg: DistillConfig, resume: bool = False) -> dict:
     from edgetui.distill.capture import load_shards
     from edgetui.distill.gguf_io import read_teacher
     from edgetui.distill.losses import LossWeights
-    from edgetui.distill.train import TrainConfig
     from edgetui.distill.train import train as train_loop
 
     t = resolve_teacher(cfg)
@@ -143,7 +142,7 @@ def train(cfg: DistillConfig, resume: bool = False) -> dict:
     seqs = load_shards(cfg.capture_dir)
     beta = cfg.loss.beta if cm.get("hidden") else 0.0
     weights = LossWeights(cfg.loss.alpha, cfg.loss.temperature, beta)
-    tc = TrainConfig(**asdict(cfg.train))
+    tc = cfg.train
     pad = int(teacher.tokenizer_fields.get("tokenizer.ggml.padding_token_id",
                                            teacher.tokenizer_fields.get("tokenizer.ggml.eos_token_id", (0,)))[0])
     print(f"student: {model.config.n_layers} layers (teacher blocks {keep or 'random init'}), "

@@ -13,12 +13,13 @@ import random
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from edgetui.distill.config import TrainSection as TrainConfig
 from edgetui.distill.losses import LossWeights, distill_loss
 from edgetui.distill.model import Student, StudentConfig
 
@@ -27,26 +28,6 @@ CHECKPOINT = "last.pt"
 
 class TrainError(Exception):
     """A training run that cannot start or resume; the message names the problem and the fix."""
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    epochs: float = 1.0
-    batch_size: int = 4
-    grad_accum: int = 1
-    lr: float = 1e-4
-    min_lr_ratio: float = 0.1
-    warmup_steps: int = 10
-    weight_decay: float = 0.01
-    grad_clip: float = 1.0
-    val_fraction: float = 0.05
-    val_every: int = 50
-    checkpoint_every: int = 50
-    seed: int = 0
-    dtype: str = "fp32"  # fp32 | bf16 (autocast)
-    threads: int = 0  # 0: torch's default
-    max_seq: int = 1024
-    max_steps: int = 0  # 0: derived from epochs
 
 
 def lr_at(step: int, total: int, c: TrainConfig) -> float:

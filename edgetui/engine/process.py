@@ -103,6 +103,9 @@ def _real_stdio():
 def _describe_exit(code: int | None) -> tuple[str, str | None]:
     if code is not None and code < 0:
         name = signal.Signals(-code).name
+        if name == "SIGILL":  # a llama.cpp build with instructions this CPU lacks (e.g. AVX-512 on AMD)
+            return (f"killed by {name}: llama-cpp-python was built for another CPU; rebuild it here with "
+                    "`rm -f .venv/.llama-key && make setup`"), name
         return f"killed by {name}", name
     return f"exited with code {code}", None
 

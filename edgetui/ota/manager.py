@@ -58,7 +58,7 @@ class Ota:
         self.keyring = Keyring(self.paths.keys)
         settings = load_settings(self.paths)
         self.keep_versions = settings.keep_versions if keep_versions is None else keep_versions
-        self.smoke_timeout_s = smoke_timeout_s or float(settings.extra.get("smoke_timeout_s", 600))
+        self.smoke_timeout_s = smoke_timeout_s or float(settings.extra.get("smoke_timeout_s", 900))
         self._fingerprint = fingerprint
         self._smoke = smoke or SmokeRunner()
         self._free = free_bytes or (lambda p: shutil.disk_usage(p).free)

@@ -194,7 +194,8 @@ class Store:
             with contextlib.suppress(json.JSONDecodeError, UnicodeDecodeError, AttributeError):
                 st = State.from_dict(json.loads(p.read_text()))
         active = self.active_ref_str()
-        if active and active not in st.versions and (st.trial or {}).get("ref") != active:
+        if active and active not in st.versions and (st.trial or {}).get("ref") != active \
+                and self.is_installed(active):
             # built on this device (first run) and activated without the OTA path: trusted as local
             b = self.get(*split_ref(active))
             st.entry(active).update(status="good", unsigned=not b.manifest.signature, origin="built on this device",
