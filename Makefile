@@ -51,8 +51,13 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check . || true
 
+# The side-by-side benchmarks with targets (about 10 minutes on 2 cores); bench/distill.py and
+# bench/requant.py need bundles or time of their own: see their docstrings and bench/RESULTS.md.
 bench: setup-train
 	$(BIN)/python bench/engine.py
+	$(BIN)/python bench/telemetry.py
+	$(BIN)/python bench/assistant.py
+	$(BIN)/python bench/ota.py
 
 clean-venv:
 	rm -rf $(VENV)
