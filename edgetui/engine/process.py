@@ -168,6 +168,7 @@ class ProcessEngine:
         with _real_stdio():
             self._cancel = self._ctx.Event()
         self._lock = threading.RLock()
+        self._reap_lock = threading.Lock()  # _reap runs from close() and from a crashed stream's thread
         self._current: ProcessGeneration | None = None
         self.listeners: list[Callable[[object], None]] = []
         self.restarts = 0
@@ -212,13 +213,18 @@ class ProcessEngine:
             self._reap()
 
     def _reap(self) -> None:
-        if self._proc is not None:
-            if self._proc.is_alive():
-                self._proc.kill()
-            self._proc.join(5)
-        if self._conn is not None:
-            self._conn.close()
-        self._proc, self._conn, self._current = None, None, None
+        """Forget the child and its pipe, then kill and close them. Taking them under a lock first means
+        two threads reaping at once (close() while a stream sees the crash) never close an fd twice."""
+        with self._reap_lock:
+            proc, conn = self._proc, self._conn
+            self._proc, self._conn, self._current = None, None, None
+        if proc is not None:
+            if proc.is_alive():
+                proc.kill()
+            proc.join(5)
+        if conn is not None:
+            with contextlib.suppress(OSError):
+                conn.close()
 
     # -- requests --------------------------------------------------------------------------
     def generate(self, prompt: str, params: GenParams | None = None) -> ProcessGeneration:
@@ -266,11 +272,10 @@ class ProcessEngine:
         timeout = timeout if timeout is not None else self.timeout_s
         try:
             if timeout is not None and not self._conn.poll(timeout):
-                self._proc.kill()
-                self._reap()
+                self._reap()  # kills the child
                 raise EngineError(f"engine did not answer within {timeout:.0f} s: it was restarted")
             return self._conn.recv()
-        except (EOFError, OSError, ConnectionResetError):
+        except (EOFError, OSError, ConnectionResetError, AttributeError):  # AttributeError: reaped meanwhile
             self._crashed()
 
     def _crashed(self):
