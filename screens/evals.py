@@ -161,7 +161,12 @@ class EvalScreen(Screen):
             sets.append((f"{g.label} ({len(g.cases)})", str(path)))
         golden_sel = self.query_one("#golden", Select)
         golden_sel.set_options(sets)
-        default = next((v for label, v in sets if label.startswith(f"{ctx.bundle.name}/")), None)
+        try:  # the bundle's newest versioned set (v<N>), not its dev set, which sorts first
+            newest = str(golden_mod.default_golden_path(ctx.bundle.name))
+        except GoldenError:
+            newest = None
+        default = next((v for _, v in sets if v == newest), None) or next(
+            (v for label, v in sets if label.startswith(f"{ctx.bundle.name}/")), None)
         if default:
             golden_sel.value = default
         bundles = self.query_one("#bundles", SelectionList)

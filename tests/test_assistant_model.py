@@ -85,7 +85,7 @@ def test_cli_escalation_list_and_export_redact(use_bundle_home, tmp_path):
     from edgetui.cli import app
 
     runner = CliRunner()
-    r = runner.invoke(app, ["ask", "What rate does Ostrander Pumps charge for overtime at night?", "--escalate"])
+    r = runner.invoke(app, ["ask", "Does Ostrander Pumps give a discount on Sundays?", "--escalate"])
     assert r.exit_code == 0 and "Escalation #" in r.stdout
     out = tmp_path / "esc.json"
     r = runner.invoke(app, ["escalations", "export", "--out", str(out), "--all"])
@@ -94,7 +94,7 @@ def test_cli_escalation_list_and_export_redact(use_bundle_home, tmp_path):
     assert "Ostrander Pumps charges" not in text and "$142" not in text
     assert json.loads(text)["count"] >= 1
     r = runner.invoke(app, ["escalations", "list", "--all"])
-    assert r.exit_code == 0 and "overtime" in r.stdout
+    assert r.exit_code == 0 and "discount" in r.stdout
 
 
 def test_cli_bad_input_is_a_clear_message(use_bundle_home):

@@ -45,22 +45,6 @@ tell know say said want wanted gonna
 """
 STOPWORDS = frozenset(_STOPWORDS_TEXT.split())
 
-# Common words that say how a question is asked rather than what it is about: a question is not "off
-# the corpus" because the policies never use one of these.
-_GENERIC_TEXT = """
-often quickly quick soon fast long far anywhere everywhere somewhere anybody everybody nobody someone everyone
-remember think thought mean means meant amount number numbers range kind type sort thing things stuff way ways
-grab take took put go going went gone come came use using used need needed okay fine right wrong sure really
-actually exactly allowed allow ok mate guys hourly daily weekly monthly yearly first last next again still
-happen happens happened problem issue help doing done make made swap swapping swapped replace replacing fix
-feet foot head hand hands time times hours minutes day days week weeks month months year years rule rules
-limit limits policy policies procedure say says tell told whats hows wheres
-sitting sits sat standing stood leave leaving left wear wearing wore home away gone shot broken busted dead
-rose risen rise dropped drop fell stuck wouldn won couldn shouldn isn wasn aren pretend suppose supposed imagine
-guess maybe probably basically lot lots bit little big small bad good worse better best else somebody
-"""
-GENERIC = frozenset(_GENERIC_TEXT.split())
-
 # Field shorthand → what the policies call it (alternatives; a phrase matches as a phrase). General
 # maintenance vocabulary, not tuned to any question.
 LEXICON: dict[str, tuple[str, ...]] = {
@@ -108,12 +92,6 @@ class QueryPlan:
     @property
     def known_terms(self) -> int:
         return len(self.terms) - len(self.unknown)
-
-    @property
-    def foreign_terms(self) -> tuple[str, ...]:
-        """Unknown words that name a topic (not numbers, not generic question words): the policies
-        never mention these, so they cannot state a rule about them."""
-        return tuple(w for w in self.unknown if not w.isdigit() and len(w) > 2 and w not in GENERIC)
 
 
 def _norm(text: str) -> str:
@@ -338,7 +316,7 @@ class Retriever:
     def search(self, question: str, k: int = 3) -> tuple[list[Hit], QueryPlan, float]:
         """Top-k hits (best first), the query plan, and the time taken in ms.
 
-        A question with several parts ("what do I do first, and which kit …") also ranks each part on
+        A question with several parts ("who signs the permit, and which kit …") also ranks each part on
         its own; the best section of each part is kept in the top k after the overall best.
         """
         t = time.perf_counter()
@@ -359,8 +337,8 @@ class Retriever:
 
 
 _CLAUSE_SPLIT = re.compile(
-    r"[?;!]+|\.\s+|,?\s+(?:and|or|but|then)\s+(?=(?:what|which|how|when|where|who|why|is|are|can|do|does|should|must|"
-    r"may|will|at|in|i)\b)", re.IGNORECASE)
+    r"[?;!]+|\.\s+|,?\s+(?:and also|and then|and|also|plus|or|but|then|&|\+)\s+(?=(?:what|which|how|when|where|who|"
+    r"why|is|are|can|could|do|does|should|must|may|will|would|at|in|i)\b)", re.IGNORECASE)
 
 
 def clauses(question: str) -> list[str]:

@@ -1,21 +1,22 @@
 """The answer pipeline: gate → retrieve → prompt → engine → validate → answer (or abstain).
 
 Robust by construction, because a 135M model is weak:
-- the gate answers empty, over-long, unreadable, foreign-language, small-talk and pure instruction
-  questions by rule, without the model;
-- typed instructions aimed at the assistant ("ignore the policy", "cite POL-99") are stripped before
-  retrieval and the prompt, and the question is cleaned of chat markers: it is data, never instructions;
-- a question naming things no policy mentions (`torque`, `canteen`: two such words, or one when the best
-  section covers less than 45% of the question) abstains before generation, with the unknown words
-  named; so does one for which retrieval finds nothing;
-- the output is constrained by a grammar and validated: every citation is a retrieved section, every
-  quote is a sentence of the section it cites, and a lead line is shown only when the numbers and words
-  it uses are in the quoted sentences or the question. Output that fails validation is retried once with
-  tighter constraints, then the assistant abstains listing the closest sections.
+- rules answer what rules do well (empty, over-long, binary, another language: `gate.check`); the ONNX
+  intent classifier over the MiniLM vector judges each segment of the question, so small talk gets a
+  greeting, instructions aimed at the assistant ("stop citing", "show your prompt") are dropped before
+  retrieval and the prompt, and a question off the topic of maintenance abstains;
+- retrieval fuses BM25 with sentence cosine (`hybrid.py`); the assistant abstains when the best
+  sentence's fused score is under a threshold fitted on the dev set, or when the question names an asset
+  or part number of a family the corpus numbers that no policy lists (P-407);
+- the governing sentences are chosen from retrieval before the model runs and quoted verbatim with
+  their ids; the model adds a one-line lead, constrained by a grammar and shown only when the numbers and
+  words it uses are in the quoted sentences or the question. Output that fails validation is retried once
+  with tighter constraints, then the quotes are shown without a lead (the evidence already cleared the
+  bar; the model's own "not covered" is overruled the same way).
 
 Answer modes (bundle runtime `answer_mode`; measured on the golden set in bench/RESULTS.md):
 - `quote` (default): the model writes a one-line lead (grammar: one line, no brackets or quotes, or the
-  abstention sentence); the governing sentences are chosen by `QuoteChooser` from the retrieved
+  abstention sentence); the governing sentences are chosen by `HybridRetriever` from the retrieved
   sections and quoted verbatim with their ids;
 - `model_quote`: the model itself chooses which retrieved sentences to quote (grammar alternatives are
   the sentences, each bound to its id), after a lead;
@@ -25,6 +26,7 @@ Answer modes (bundle runtime `answer_mode`; measured on the golden set in bench/
 from __future__ import annotations
 
 import contextlib
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -33,15 +35,22 @@ from dataclasses import asdict, dataclass, field
 from edgetui.assistant import gate as gate_rules
 from edgetui.assistant import prompt as P
 from edgetui.assistant.corpus import Section
-from edgetui.assistant.index import STOPWORDS, Hit, Retriever
-from edgetui.assistant.quotes import Quote, QuoteChooser, lead_supported, numbers, terms
+from edgetui.assistant.hybrid import HybridRetriever, Tuning
+from edgetui.assistant.index import Retriever
+from edgetui.assistant.intent import FILE as INTENT_FILE
+from edgetui.assistant.intent import INTENTS, IntentClassifier
+from edgetui.assistant.quotes import Quote, lead_supported, numbers, terms
+from edgetui.assistant.semantic import SentenceVectors
 from edgetui.engine.base import Engine, EngineError, GenParams
 
 MODES = ("quote", "model_quote", "free")
-MIN_TOP_SCORE = 1.0  # below this BM25 score nothing retrieved is about the question
-# A question with one word no policy uses ("expiry", "forklifts") is answered only when the best section
-# covers this share (IDF-weighted) of its words; two or more such words always abstain.
-ONE_UNKNOWN_MIN_COVERAGE = 0.45
+# segment boundaries: sentence ends, colons, dashes between words, and markup tags ("[admin]", "</user>")
+_SEGMENT = re.compile(r"(?<=[.!?;:])\s+|\n+|\s+[-\u2013\u2014]{1,2}\s+|<[^<>]{0,40}>|\[[^\[\]]{0,40}\]")
+
+
+def segments(text: str) -> list[str]:
+    """The pieces of a question the intent classifier judges one by one (a piece has a letter)."""
+    return [p.strip(" ,") for p in _SEGMENT.split(text) if p and re.search(r"[^\W\d_]", p)]
 
 
 @dataclass(frozen=True)
@@ -98,17 +107,24 @@ def _empty_stats() -> dict:
 
 class Assistant:
     """Answers questions from the bundle's policy corpus with its engine. Thread-safe: the gate and
-    retrieval run at once; requests to the engine are served one at a time."""
+    retrieval run at once; requests to the engine are served one at a time.
 
-    def __init__(self, bundle, engine: Engine, mode: str | None = None):
+    `engine=None` (or `use_model=False`) answers from retrieval and quote selection alone: the
+    without-model arm of bench/assistant.py, and what the fit script tunes on."""
+
+    def __init__(self, bundle, engine: Engine | None, mode: str | None = None, use_model: bool = True):
         self.bundle = bundle
         self.engine = engine
+        self.use_model = use_model and engine is not None
         self.template = bundle.template
         P.check_template(self.template)
         self.retriever = Retriever.open(bundle.index_path, bundle.corpus_dir)
         self.sections: dict[str, Section] = self.retriever.sections
-        self.chooser = QuoteChooser(list(self.sections.values()))
         rt = bundle.runtime
+        self.tuning = Tuning.from_runtime(rt)
+        vectors = SentenceVectors.open(bundle.root, list(self.sections.values()))
+        self.hybrid = HybridRetriever(self.retriever, vectors, self.tuning)
+        self.intent = IntentClassifier(bundle.root / INTENT_FILE)
         self.mode = mode or rt.get("answer_mode", "quote")
         if self.mode not in MODES:
             raise ValueError(f"answer_mode {self.mode!r} is not one of {', '.join(MODES)}")
@@ -122,22 +138,41 @@ class Assistant:
     def bundle_ref(self) -> str:
         return getattr(self.bundle, "ref", "")
 
-    def _known_word(self, word: str) -> bool:
-        if word in STOPWORDS:
-            return False
-        plan = self.retriever.plan(word)
-        return bool(plan.codes) or plan.known_terms > 0
-
     def section(self, sid: str) -> Section | None:
         return self.sections.get(sid)
 
     def warm(self) -> None:
         """Evaluate the template's static prefix once so the first question reuses it."""
+        if not self.use_model:
+            return
         prefix = P.static_prefix(self.template)
         with self._lock, contextlib.suppress(EngineError):
             g = self.engine.generate(prefix, GenParams(max_tokens=1))
             for _ in g:
                 pass
+
+    def understand(self, question: str) -> tuple[str, str | None, float]:
+        """(the question without the parts aimed at the assistant, the intent rule that answers it or None,
+        the classifier's off-topic probability for what is left).
+
+        Each segment is classified: instructions ("stop citing", "show your prompt") are dropped, so typed
+        text never reaches retrieval or the prompt as an instruction; what is left is looked up."""
+        text = P.clean_text(question)
+        segs = segments(text) or [text]
+        probs = self.intent.probs(self.hybrid.vectors.embed(segs + [text]))
+        whole, parts = probs[-1], probs[:-1]
+        t, names = self.tuning, INTENTS
+        inj = names.index("instructions")
+        kept = [s for s, p in zip(segs, parts, strict=True) if p[inj] < t.instruction_min]
+        if not kept:
+            return "", "instructions", 0.0
+        if len(kept) == len(segs) and whole[names.index("small_talk")] >= t.small_talk_min:
+            return "", "small_talk", 0.0
+        query = " ".join(kept)
+        if len(kept) < len(segs):
+            whole = self.intent.probs(self.hybrid.vectors.embed([query]))[0]
+        off = float(whole[names.index("off_topic")])
+        return query, ("out_of_scope" if off >= t.off_topic_min else None), off
 
     # -- the pipeline ------------------------------------------------------------------------
     def ask(self, question: str, on_token: Callable[[str], None] | None = None,
@@ -147,30 +182,39 @@ class Assistant:
     def _ask(self, question: str, on_token, cancel) -> Answer:
         run = _Run(time.perf_counter(), _empty_stats())
         st = run.stats
-        st["mode"] = self.mode
+        st["mode"] = self.mode if self.use_model else "retrieval"
 
-        # 1. gate
+        # 1. gate: rules for what rules do well, then the intent classifier
         t = time.perf_counter()
-        ruled = gate_rules.check(question, known_word=self._known_word)
+        ruled = gate_rules.check(question)
+        query, rule, off_topic = ("", None, 0.0) if ruled is not None else self.understand(question)
         st["gate_ms"] = round((time.perf_counter() - t) * 1000, 3)
         if ruled is not None:
             return self._finish(run, question, ruled.message, abstained=ruled.abstain, gate=ruled.rule,
                                 escalate=ruled.escalate, reason=ruled.rule.replace("_", " "))
+        if rule is not None:
+            return self._finish(run, question, gate_rules.MESSAGES[rule], abstained=True, gate=rule,
+                                escalate=rule == "out_of_scope", reason=rule.replace("_", " "))
 
-        # 2. retrieve (the question without instructions aimed at the assistant)
-        query = P.clean_text(gate_rules.strip_instructions(question)) or P.clean_text(question)
-        hits, plan, rms = self.retriever.search(query, self.top_k)
-        st["retrieval_ms"] = round(rms, 3)
-        retrieved = tuple((h.id, h.score) for h in hits)
-        if not hits or hits[0].score < MIN_TOP_SCORE:
-            return self._abstain(run, question, retrieved, hits, "no policy section matches the question")
-        foreign = plan.foreign_terms
-        if len(foreign) >= 2 or (foreign and self._coverage(query, [hits[0].section]) < ONE_UNKNOWN_MIN_COVERAGE):
-            words = ", ".join(foreign)
-            return self._abstain(run, question, retrieved, hits, f"no policy mentions: {words}")
+        # 2. retrieve: BM25 fused with sentence cosine; abstain on weak evidence
+        ev = self.hybrid.search(query, self.top_k)
+        st["retrieval_ms"] = round(ev.ms, 3)
+        st["evidence"] = round(ev.best, 4)
+        sections = [s for s, _ in ev.ranked]
+        retrieved = tuple((s.id, round(score, 4)) for s, score in ev.ranked)
+        if ev.unknown_codes:
+            return self._abstain(run, question, retrieved, sections,
+                                 f"no policy names {', '.join(ev.unknown_codes)}")
+        ev.features["off_topic"] = off_topic
+        st["p_answerable"] = round(p := self.tuning.p_answerable(ev.features), 4)
+        st["features"] = {k: round(v, 4) for k, v in ev.features.items()}
+        if not ev.quotes or p < self.tuning.abstain_below:
+            return self._abstain(run, question, retrieved, sections, "no policy section answers the question")
+        quotes = [Quote(q.section, q.unit.sentence, round(q.score, 4)) for q in ev.quotes]
+        if not self.use_model:
+            return self._answer(run, question, retrieved, "", quotes, "")
 
-        # 3. generate and validate (one retry with tighter constraints)
-        sections = [h.section for h in hits]
+        # 3. the model's lead (or its own quotes / free text), validated; one retry with tighter constraints
         prompt = P.render(self.template, sections, query)
         if cancel is not None and cancel.is_set():
             return self._cancelled(run, question, retrieved, "")
@@ -180,18 +224,13 @@ class Assistant:
             text, cancelled = self._generate(run, prompt, grammar, stop, on_token if attempt == 1 else None, cancel)
             if cancelled:
                 return self._cancelled(run, question, retrieved, text)
-            result = self._validate(query, text, sections, hits)
+            result = self._validate(query, text, sections, quotes)
             if result is not None:
-                lead, quotes, body, model_abstained = result
-                if model_abstained:
-                    if self._coverage(query, sections[:1]) < 0.5:
-                        return self._abstain(run, question, retrieved, hits,
-                                             "the model found no answer in the sections")
-                    # retrieval covers the question well: answer from the governing sentences anyway
-                    quotes = self.chooser.choose(query, sections)
-                    lead, body = "", ""
-                return self._answer(run, question, retrieved, lead, quotes, body)
-        return self._abstain(run, question, retrieved, hits, "the generated answer failed validation twice")
+                lead, chosen, body, model_abstained = result
+                if model_abstained:  # the evidence is above the fitted bar: quote the governing sentences
+                    chosen, lead, body = quotes, "", ""
+                return self._answer(run, question, retrieved, lead, chosen, body)
+        return self._answer(run, question, retrieved, "", quotes, "")
 
     # -- generation ----------------------------------------------------------------------------
     def _grammar(self, sections: list[Section], tight: bool) -> tuple[str, tuple[str, ...]]:
@@ -242,7 +281,7 @@ class Assistant:
         return text, cancelled
 
     # -- validation ----------------------------------------------------------------------------
-    def _validate(self, question: str, text: str, sections: list[Section], hits: list[Hit]):
+    def _validate(self, question: str, text: str, sections: list[Section], quotes: list[Quote]):
         """(lead, quotes, free body, model_abstained) or None when the output is unusable."""
         ids = {s.id: s for s in sections}
         out = text.strip()
@@ -250,27 +289,23 @@ class Assistant:
             return "", [], "", True
         if self.mode == "quote":
             lead = out.splitlines()[0].strip() if out else ""
-            quotes = self.chooser.choose(question, sections, lead)
-            if not quotes:
-                return None
             return self._checked_lead(lead, quotes, question), quotes, "", False
         if self.mode == "model_quote":
             lead, pairs = P.parse_quotes(out)
-            quotes = []
+            chosen: list[Quote] = []
             for sid, sent in pairs:
                 sec = ids.get(sid)
                 if sec is None or sent not in sec.sentences:
                     return None  # a citation or a quote the sections do not contain
-                if all(q.sentence != sent for q in quotes):
-                    quotes.append(Quote(sec, sent, 0.0))
-            if not quotes:
+                if all(q.sentence != sent for q in chosen):
+                    chosen.append(Quote(sec, sent, 0.0))
+            if not chosen:
                 return None
-            return self._checked_lead(lead, quotes, question), quotes, "", False
+            return self._checked_lead(lead, chosen, question), chosen, "", False
         body, cited = P.parse_citations(out)
         if not cited or any(c not in ids for c in cited) or not body:
             return None
-        quotes = [Quote(ids[c], "", 0.0) for c in dict.fromkeys(cited)]
-        return "", quotes, body, False
+        return "", [Quote(ids[c], "", 0.0) for c in dict.fromkeys(cited)], body, False
 
     def _checked_lead(self, lead: str, quotes: list[Quote], question: str) -> str:
         """The lead when it only uses numbers stated in the quotes and words of the quotes or question."""
@@ -287,17 +322,6 @@ class Assistant:
             return ""
         return lead
 
-    def _coverage(self, question: str, sections: list[Section]) -> float:
-        """IDF-weighted share of the question's words found in the sections."""
-        q = terms(question)
-        if not q:
-            return 0.0
-        have: set[str] = set()
-        for s in sections:
-            have |= terms(s.title + " " + s.text)
-        total = sum(self.chooser.idf(t) for t in q)
-        return sum(self.chooser.idf(t) for t in q & have) / total if total else 0.0
-
     # -- results -------------------------------------------------------------------------------
     def _answer(self, run: _Run, question: str, retrieved, lead: str, quotes: list[Quote], body: str) -> Answer:
         cited = tuple(dict.fromkeys(q.section.id for q in quotes))
@@ -313,10 +337,10 @@ class Assistant:
         return self._finish(run, question, text, citations=cited, retrieved=retrieved, confidential=confidential,
                             lead=lead, quotes=qpairs)
 
-    def _abstain(self, run: _Run, question: str, retrieved, hits: list[Hit], reason: str) -> Answer:
+    def _abstain(self, run: _Run, question: str, retrieved, sections: list[Section], reason: str) -> Answer:
         text = P.ABSTAIN_TEXT
-        if hits:
-            closest = ", ".join(f"{h.id} ({h.section.title})" for h in hits)
+        if sections:
+            closest = ", ".join(f"{s.id} ({s.title})" for s in sections)
             text += f"\nClosest sections: {closest}."
         return self._finish(run, question, text, abstained=True, retrieved=retrieved, escalate=True, reason=reason)
 

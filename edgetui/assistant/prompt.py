@@ -117,7 +117,7 @@ def quote_grammar(sections: list[Section], *, lead: bool = True, max_quotes: int
 
 def lead_grammar(lead_chars: int = 110) -> str:
     """The production (`quote` mode) output: one short line without brackets or quotes, or the abstention
-    sentence. Generation stops at the newline; the quoted sentences are chosen by `QuoteChooser`."""
+    sentence. Generation stops at the newline; the quoted sentences are chosen by `HybridRetriever`."""
     return (f"root ::= lead \"\\n\" | {gbnf_literal(ABSTAIN_TEXT)}\n"
             f'lead ::= [^\\n"\\[\\]] [^\\n"\\[\\]]{{0,{lead_chars}}}\n')
 

@@ -40,15 +40,17 @@ MESSY = [
     lambda q: q.replace("the ", "teh ", 1) + "??",
     lambda q: "hey, " + q[0].lower() + q[1:] + " thx",
 ]
+# Off-topic questions for the capture's abstention examples: written for this list, none about a topic
+# a golden set asks (the guard below also refuses any question close to a golden one).
 OUT_OF_SCOPE = [
-    "What is the weather forecast for tomorrow?", "How do I reset my email password?",
-    "Who won the football match last night?", "Can you recommend a good pizza place near the plant?",
-    "What is the company's parental leave policy?", "How do I file my travel expenses?",
-    "Write me a poem about pumps.", "What is the capital of Australia?",
-    "How much overtime pay do I get on public holidays?", "Which laptop should I buy for home?",
-    "What time does the canteen close on Fridays?", "How do I book a meeting room?",
-    "What is the stock price of Meridian Utilities?", "Translate 'valve' into German.",
-    "What is the dress code for the Christmas party?", "How do I change my pension contributions?",
+    "What is the weather forecast for tomorrow?", "Who won the football match last night?",
+    "Can you recommend a good pizza place near the plant?", "How do I file my travel expenses?",
+    "Write me a poem about pumps.", "What is the capital of Australia?", "Which laptop should I buy for home?",
+    "How do I book a meeting room?", "What is the stock price of Meridian Utilities?",
+    "Translate 'valve' into German.", "What is the dress code for the summer barbecue?",
+    "How do I change my pension contributions?", "Where is the nearest cash machine?",
+    "How many calories are in a sausage roll?", "Can you tell me a joke about engineers?",
+    "What films are on at the cinema tonight?",
 ]
 STOP = frozenset(re.findall(r"\w+", "a an the of to in on for and or is are be at by with from that this it as "
                                      "any all must not no under within after before when if"))

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+from edgetui.assistant import payload as assistant_payload
 from edgetui.config import Paths, load_settings
 from edgetui.ota import history, install
 from edgetui.ota.archive import open_source
@@ -188,6 +189,9 @@ class Ota:
             if progress:
                 progress("fingerprint", 0, 0)
             install.check_fingerprint(m, self.fingerprint(Bundle(staging, m)))
+            why = assistant_payload.problem(staging)
+            if why:
+                raise Refused(f"{m.ref} cannot be installed: {why}")
             self.store.move_in(staging, m.name, m.version)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
@@ -224,6 +228,9 @@ class Ota:
                                                                            if len(problems) > 1 else ""))
             tell("fingerprint", 0, 0)
             install.check_fingerprint(b.manifest, self.fingerprint(b))
+        why = assistant_payload.problem(b.root)
+        if why:
+            raise Refused(f"{ref} cannot be activated: {why}")
         st.trial = {"ref": ref, "previous": prev, "since": self.now(), "kind": "activate"}
         st.entry(ref)["status"] = "trial"
         self.store.save_state(st)

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from edgetui import __version__
+from edgetui.assistant import payload as assistant_payload
 from edgetui.ota.manifest import Manifest, ManifestError, entry_for
 
 
@@ -79,8 +80,8 @@ def build(recipe_dir: Path, out_dir: Path, version: str | None = None,
     corpus_src = recipe_dir / r.get("corpus", {}).get("dir", "corpus")
     if corpus_src.is_dir():
         shutil.copytree(corpus_src, out_dir / "corpus")
-    _build_index(out_dir)
     runtime = dict(r.get("runtime", {}))
+    runtime.update(assistant_payload.build(out_dir))
     runtime.setdefault("engine", "llama")
     runtime.setdefault("min_edgetui", __version__)
     runtime["model"] = model_rel
@@ -104,14 +105,3 @@ def build(recipe_dir: Path, out_dir: Path, version: str | None = None,
     m = replace(m, tokenizer_sha256=fingerprint(Bundle(out_dir, m)))
     m.save(out_dir / "manifest.json")
     return m
-
-
-def _build_index(out_dir: Path) -> None:
-    """Build the retrieval index beside the corpus (the assistant owns the format)."""
-    if not (out_dir / "corpus").is_dir():
-        return
-    try:
-        from edgetui.assistant.index import build_index
-    except ImportError:
-        return
-    build_index(out_dir / "corpus", out_dir / "index.sqlite")

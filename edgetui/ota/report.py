@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
+from edgetui.assistant import payload as assistant_payload
 from edgetui.ota.errors import Refused
 from edgetui.ota.manager import Ota
 from edgetui.ota.manifest import verify_files
@@ -80,6 +81,8 @@ def verify(ota: Ota, ref: str | None = None, progress: Callable[[int, int], None
             progress(done[0], total)
 
     problems = verify_files(b.root, b.manifest, tick)
+    if not problems and (why := assistant_payload.problem(b.root)):
+        problems.append(why)
     st = ota.store.state()
     unsigned_ok = bool(st.versions.get(b.ref, {}).get("unsigned"))
     signer = None

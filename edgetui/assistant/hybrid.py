@@ -1,0 +1,210 @@
+"""Hybrid retrieval: BM25 over sections (FTS5) fused with MiniLM cosine over sentences.
+
+Each quotable sentence gets one score:
+
+    cosine(question, "title: sentence")
+      + sec   * cosine(question, the whole section)              context a single sentence lacks
+      + lex   * bm25(section) / (bm25(section) + bm25_half)      lexical evidence, saturating
+      + code  * [the sentence names an asset or part the question names, ranges included]
+      + range * [a value the question states lies inside an interval the sentence states]
+
+BM25 keeps what it does well (part numbers, ranges, rare words); the encoder carries synonyms, slang and
+rewordings. A section scores as its best sentence, and citations are the sections of the quoted sentences.
+Whether the policies answer at all is a small logistic model over the evidence (`answerable`: the best
+fused score, its cosine parts, lexical evidence, the share of question words no policy uses, capitalised
+names no policy uses, and the intent classifier's off-topic probability), fitted on the dev set; the
+assistant abstains when its probability is below `abstain_below`. Every weight and threshold lives in
+`Tuning`: its defaults are fitted on the project's own dev set by `bench/fit_assistant.py` (never on the
+public golden set), and a bundle may carry its own values under `[runtime.assistant]` in its recipe,
+since they depend on the corpus.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from dataclasses import dataclass, fields
+
+import numpy as np
+
+from edgetui.assistant.corpus import Section, codes_in, expand_ranges
+from edgetui.assistant.index import STOPWORDS, Retriever, clauses
+from edgetui.assistant.ranges import holds_any, intervals, values
+from edgetui.assistant.semantic import SentenceVectors, Unit
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """Fitted on golden_sets/field-policy/dev.jsonl by bench/fit_assistant.py (see bench/RESULTS.md)."""
+
+    sec: float = 0.6  # weight of the whole section's cosine in a sentence's score
+    rng: float = 0.3  # a value of the question inside an interval the sentence states
+    lex: float = 0.6  # weight of the section's saturated BM25 in a sentence's score
+    bm25_half: float = 10.0  # the BM25 score at which lexical evidence is half its weight
+    code: float = 0.0  # a sentence naming an asset or part code of the question
+    abstain_below: float = 0.65  # the assistant abstains when p_answerable is below this
+    sibling_within: float = 0.12  # the next sentence of the best section is quoted within this of the best
+    second_within: float = 0.06  # the best sentence of the runner-up section is quoted within this of the best
+    part_min: float = 0.6  # a question part's best sentence in another section is quoted from this score
+    instruction_min: float = 0.9  # a segment with p(instructions) above this is dropped from the question
+    small_talk_min: float = 0.7  # a question with p(small_talk) above this gets the greeting
+    off_topic_min: float = 0.8  # a question with p(off_topic) above this abstains before retrieval
+    # logistic weights over FEATURES, then the bias; empty: abstain on the best fused score alone
+    answerable: tuple[float, ...] = (2.4177, 1.358, -1.3583, 0.7411, -1.3357, -2.4113, -1.2539, -0.6186)
+
+    @classmethod
+    def from_runtime(cls, runtime: dict) -> Tuning:
+        given = dict(runtime.get("assistant", {}) or {})
+        known = {f.name for f in fields(cls)}
+        vals = {k: (tuple(float(x) for x in v) if isinstance(v, list | tuple) else float(v))
+                for k, v in given.items() if k in known}
+        return cls(**vals)
+
+    def p_answerable(self, features: dict[str, float]) -> float:
+        """Probability that the policies answer the question; the best fused score itself when unfitted."""
+        if not self.answerable:
+            return features["fused"]
+        z = self.answerable[-1] + sum(w * features[f] for w, f in zip(self.answerable, FEATURES, strict=False))
+        return 1.0 / (1.0 + math.exp(-z))
+
+
+FEATURES = ("fused", "cos", "sec_cos", "lex", "unknown", "named", "off_topic")
+
+
+@dataclass(frozen=True)
+class Scored:
+    unit: Unit
+    score: float
+
+    @property
+    def section(self) -> Section:
+        return self.unit.section
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What retrieval found for one question."""
+
+    ranked: list[tuple[Section, float]]  # sections by their best sentence, best first
+    units: list[Scored]  # every sentence, best first
+    quotes: list[Scored]  # the governing sentences chosen for the answer
+    unknown_codes: tuple[str, ...]  # asset/part numbers of a family the corpus numbers, that it never names
+    ms: float
+    features: dict[str, float]  # what `Tuning.p_answerable` reads (off_topic is filled in by the pipeline)
+
+    @property
+    def best(self) -> float:
+        return self.units[0].score if self.units else 0.0
+
+
+_CODE_HINT = re.compile(r"\b([a-z]{1,3})(?:-(\d{1,5})|(\d{2,5}))\b")
+
+
+class HybridRetriever:
+    def __init__(self, lexical: Retriever, vectors: SentenceVectors, tuning: Tuning):
+        self.lexical = lexical
+        self.vectors = vectors
+        self.t = tuning
+        self.unit_codes = [frozenset(codes_in(u.sentence) + expand_ranges(u.sentence)) for u in vectors.units]
+        self.known_codes = frozenset().union(*self.unit_codes) | frozenset(lexical.codes)
+        self.prefixes = frozenset(re.match(r"[a-z]+", c)[0] for c in self.known_codes if re.match(r"[a-z]+\d", c))
+        self.section_of = [u.section.id for u in vectors.units]
+        sec_index = {s.id: i for i, s in enumerate(vectors.sections)}
+        self.unit_section = np.array([sec_index[i] for i in self.section_of])
+        self.unit_intervals = [intervals(u.sentence) for u in vectors.units]
+
+    def _bm25(self, text: str) -> dict[str, float]:
+        plan = self.lexical.plan(text)
+        return {self.lexical.by_rowid[r].id: s for r, s in self.lexical._rank(plan.fts)}
+
+    def unit_scores(self, text: str, vector: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """The fused score of every sentence for one question (or question part), and its parts."""
+        cos = self.vectors.cosines(vector)[0]
+        sec = self.vectors.section_cosines(vector)[0][self.unit_section]
+        bm = self._bm25(text)
+        lex = np.array([bm.get(s, 0.0) for s in self.section_of])
+        lex = lex / (lex + self.t.bm25_half)
+        q_codes = set(codes_in(text.lower()))
+        code = np.array([bool(q_codes & c) for c in self.unit_codes], dtype=float) if q_codes else np.zeros(len(cos))
+        vals = values(text)
+        rng = (np.array([holds_any(iv, vals) for iv in self.unit_intervals], dtype=float) if vals
+               else np.zeros(len(cos)))
+        total = cos + self.t.sec * sec + self.t.lex * lex + self.t.code * code + self.t.rng * rng
+        return total, {"cos": cos, "sec_cos": sec, "lex": lex}
+
+    def unknown_names(self, text: str) -> tuple[str, ...]:
+        """Capitalised words inside the question that no policy uses ("Halloran", "Lindon"): a vendor, a site
+        or a product the documents never name. All-caps words (shouting, acronyms) and first words are left out."""
+        out = []
+        for m in re.finditer(r"(?<![.!?:]\s)(?<!^)\b([A-Z][a-z]{2,})\b", text.strip()):
+            w = m[1].lower()
+            if w not in STOPWORDS and w not in self.lexical.vocab and not self.lexical._matches(w):
+                out.append(m[1])
+        return tuple(dict.fromkeys(out))
+
+    def unknown_share(self, text: str) -> float:
+        """Share of the question's content words that no policy uses, even after typo repair."""
+        plan = self.lexical.plan(text)
+        words = [g[0] for g in plan.terms if not g[0].isdigit() and len(g[0]) > 2 and g[0] not in STOPWORDS]
+        unknown = [w for w in plan.unknown if not w.isdigit() and len(w) > 2]
+        return len(unknown) / len(words) if words else 0.0
+
+    def unknown_codes(self, text: str) -> tuple[str, ...]:
+        """Numbers like P-407 or SK-9100: a family the corpus numbers (P-, SK-) but a number it never names."""
+        out = []
+        for m in _CODE_HINT.finditer(text.lower()):
+            code = f"{m[1]}{int(m[2] or m[3])}"
+            if m[1] in self.prefixes and code not in self.known_codes:
+                out.append(m[0].upper())
+        return tuple(dict.fromkeys(out))
+
+    def search(self, question: str, k: int = 3) -> Evidence:
+        t0 = time.perf_counter()
+        parts = clauses(question)
+        texts = [question] + (parts if len(parts) >= 2 else [])
+        vecs = self.vectors.embed(texts)
+        scores, comp = self.unit_scores(question, vecs[:1])
+        order = np.argsort(-scores, kind="stable")
+        units = [Scored(self.vectors.units[i], float(scores[i])) for i in order]
+        quotes = self._choose(units)
+        for text, vec in zip(texts[1:], vecs[1:], strict=True):
+            self._add_part(quotes, self.unit_scores(text, vec[None, :])[0])
+        ranked = self._rank_sections(units, quotes, k)
+        top = int(order[0])
+        features = {"fused": float(scores[top]), "cos": float(comp["cos"][top]),
+                    "sec_cos": float(comp["sec_cos"][top]), "lex": float(comp["lex"][top]),
+                    "unknown": self.unknown_share(question), "named": float(len(self.unknown_names(question))),
+                    "off_topic": 0.0}
+        return Evidence(ranked, units, quotes, self.unknown_codes(question), (time.perf_counter() - t0) * 1000,
+                        features)
+
+    def _choose(self, units: list[Scored]) -> list[Scored]:
+        """The best sentence; up to two more of its section when they score close (a rule often spans
+        sentences: "For a pump below 50 kW, the limit is 8 hours"); and the runner-up section's best sentence
+        when it scores close too (two sections that both govern, "see also")."""
+        if not units:
+            return []
+        best = units[0]
+        same = [u for u in units[1:] if u.section.id == best.section.id]
+        out = [best] + [u for u in same[:2] if u.score >= best.score - self.t.sibling_within]
+        other = next((u for u in units if u.section.id != best.section.id), None)
+        if other is not None and other.score >= best.score - self.t.second_within:
+            out.append(other)
+        return out
+
+    def _add_part(self, quotes: list[Scored], scores: np.ndarray) -> None:
+        """For one part of a multi-part question: its best sentence, when no quote so far is it."""
+        i = int(np.argmax(scores))
+        u = self.vectors.units[i]
+        if all(q.unit != u for q in quotes) and scores[i] >= self.t.part_min and len(quotes) < 4:
+            quotes.append(Scored(u, float(scores[i])))
+
+    @staticmethod
+    def _rank_sections(units: list[Scored], quotes: list[Scored], k: int) -> list[tuple[Section, float]]:
+        best: dict[str, tuple[Section, float]] = {}
+        for u in units:
+            best.setdefault(u.section.id, (u.section, u.score))
+        quoted = [q.section.id for q in quotes]
+        order = list(dict.fromkeys(quoted + list(best)))
+        return [best[i] for i in order[:max(k, len(set(quoted)))]]

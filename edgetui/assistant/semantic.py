@@ -1,0 +1,179 @@
+"""Sentence vectors: every quotable sentence of the corpus embedded once, at bundle build.
+
+The bundle keeps, under `assistant/`:
+- `encoder.onnx` + `tokenizer.json`: the MiniLM sentence encoder (built from the package's safetensors by
+  `encoder.write_model`), so a bundle answers with the encoder it was built with;
+- `embeddings.npy`: float32 `[units + sections, 384]`, unit-norm rows: one per (section, sentence) in
+  corpus order, then one per section (its document title, title and whole text: the context a single
+  sentence lacks);
+- `embeddings.json`: the encoder id, dimension, row count and a sha256 over the embedded texts.
+
+All of it is listed and hashed in the manifest. `SentenceVectors.open` refuses a matrix that is missing,
+truncated, of another shape or from another encoder, or that does not match the corpus it sits beside,
+with one line naming the file and the fix (rebuild the bundle); `check_bundle` is what verify and
+activation call.
+
+A unit is embedded as `"<section title>: <sentence>"`: the title carries the context a bare sentence
+lacks ("the limit is 8 hours" is about notification only through its title).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgetui.assistant.corpus import Section, load_corpus
+from edgetui.assistant.encoder import DIM, ENCODER_ID, Encoder, EncoderError, write_model
+
+DIR = "assistant"
+MATRIX = f"{DIR}/embeddings.npy"
+META = f"{DIR}/embeddings.json"
+ONNX = f"{DIR}/encoder.onnx"
+TOKENIZER = f"{DIR}/tokenizer.json"
+TEXT_FORMAT = "title: sentence"
+
+
+class EmbeddingsError(Exception):
+    """The bundle's sentence vectors cannot be used; the message names the file and the fix."""
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One quotable sentence and the section it belongs to."""
+
+    section: Section
+    sentence: str
+
+    @property
+    def text(self) -> str:
+        return f"{self.section.title}: {self.sentence}"
+
+
+def units_of(sections: list[Section]) -> list[Unit]:
+    return [Unit(s, sent) for s in sections for sent in s.sentences]
+
+
+def section_text(s: Section) -> str:
+    return f"{s.doc_title}. {s.title}: {' '.join(s.sentences)}"
+
+
+def sections_of(units: list[Unit]) -> list[Section]:
+    return list({u.section.id: u.section for u in units}.values())
+
+
+def units_sha256(units: list[Unit]) -> str:
+    h = hashlib.sha256()
+    for u in units:
+        h.update(u.section.id.encode() + b"\0" + u.text.encode() + b"\n")
+    for s in sections_of(units):
+        h.update(s.id.encode() + b"\0" + section_text(s).encode() + b"\n")
+    return h.hexdigest()
+
+
+def build(bundle_dir: Path) -> Encoder:
+    """Write the encoder and the sentence matrix of `bundle_dir/corpus` into the bundle; return the encoder
+    (the intent classifier is trained with it next)."""
+    root = Path(bundle_dir)
+    (root / DIR).mkdir(exist_ok=True)
+    info = write_model(root / DIR)
+    enc = Encoder.open(root / ONNX, root / TOKENIZER)
+    units = units_of(load_corpus(root / "corpus"))
+    texts = [u.text for u in units] + [section_text(s) for s in sections_of(units)]
+    matrix = enc.embed(texts).astype(np.float32)
+    with open(root / MATRIX, "wb") as f:
+        np.save(f, matrix, allow_pickle=False)
+    meta = {"encoder": ENCODER_ID, "dim": DIM, "count": len(texts), "text_format": TEXT_FORMAT,
+            "units_sha256": units_sha256(units), "source": info.get("source", "")}
+    (root / META).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    return enc
+
+
+def has_vectors(bundle_dir: Path) -> bool:
+    return (Path(bundle_dir) / META).exists() or (Path(bundle_dir) / MATRIX).exists()
+
+
+class SentenceVectors:
+    """The corpus's unit vectors and the encoder that made them; `scores(question)` is one encoder call
+    and one matrix product (~178 × 384 here)."""
+
+    def __init__(self, units: list[Unit], matrix: np.ndarray, encoder: Encoder):
+        self.units = units
+        self.sections = sections_of(units)
+        self.matrix = matrix[: len(units)]
+        self.section_matrix = matrix[len(units):]
+        self.encoder = encoder
+
+    @classmethod
+    def open(cls, bundle_dir: Path, sections: list[Section]) -> SentenceVectors:
+        root = Path(bundle_dir)
+        units = units_of(sections)
+        matrix = _load_matrix(root, units)
+        for rel in (ONNX, TOKENIZER):
+            if not (root / rel).is_file():
+                raise EmbeddingsError(f"{rel} is missing from the bundle: rebuild it (edgetui bundle build)")
+        try:
+            enc = Encoder.open(root / ONNX, root / TOKENIZER)
+        except EncoderError as e:
+            raise EmbeddingsError(f"{ONNX}: {e}") from e
+        return cls(units, matrix, enc)
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        return self.encoder.embed(texts)
+
+    def cosines(self, vectors: np.ndarray) -> np.ndarray:
+        """[len(vectors), units] cosine similarities (rows are unit-norm)."""
+        return np.atleast_2d(vectors) @ self.matrix.T
+
+    def section_cosines(self, vectors: np.ndarray) -> np.ndarray:
+        """[len(vectors), sections] cosine similarities, sections in corpus order."""
+        return np.atleast_2d(vectors) @ self.section_matrix.T
+
+
+def _load_matrix(root: Path, units: list[Unit]) -> np.ndarray:
+    meta_p, mat_p = root / META, root / MATRIX
+    if not meta_p.is_file() or not mat_p.is_file():
+        missing = META if not meta_p.is_file() else MATRIX
+        raise EmbeddingsError(f"{missing} is missing from the bundle: rebuild it (edgetui bundle build)")
+    try:
+        meta = json.loads(meta_p.read_text())
+    except (OSError, ValueError) as e:
+        raise EmbeddingsError(f"{META} is not valid JSON ({e}): rebuild the bundle") from e
+    if meta.get("encoder") != ENCODER_ID or meta.get("dim") != DIM:
+        raise EmbeddingsError(f"{META}: built by encoder {meta.get('encoder')!r} (dim {meta.get('dim')}), this "
+                              f"edgetui uses {ENCODER_ID!r} (dim {DIM}): rebuild the bundle")
+    rows = len(units) + len(sections_of(units))
+    if meta.get("count") != rows or meta.get("units_sha256") != units_sha256(units):
+        raise EmbeddingsError(f"{META}: the vectors were made from another corpus than the bundle's: rebuild it")
+    try:
+        matrix = np.load(mat_p, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as e:
+        raise EmbeddingsError(f"{MATRIX} is truncated or not a .npy file ({e}): rebuild the bundle") from e
+    if matrix.dtype != np.float32 or matrix.shape != (rows, DIM):
+        raise EmbeddingsError(f"{MATRIX} has shape {matrix.shape} {matrix.dtype}, expected ({rows}, {DIM}) "
+                              "float32: rebuild the bundle")
+    if not np.all(np.isfinite(matrix)):
+        raise EmbeddingsError(f"{MATRIX} holds non-finite values: rebuild the bundle")
+    return matrix
+
+
+def check_bundle(bundle_dir: Path) -> str | None:
+    """One line saying why the bundle's sentence vectors are unusable, or None (also when it has no corpus:
+    a bundle without policies needs no vectors)."""
+    root = Path(bundle_dir)
+    if not (root / "corpus").is_dir():
+        return None
+    try:
+        sections = load_corpus(root / "corpus")
+    except Exception:  # the corpus itself is checked elsewhere; no vectors can match a broken one
+        return None
+    if not has_vectors(root):
+        return f"{META} is missing from the bundle: rebuild it (edgetui bundle build)"
+    try:
+        _load_matrix(root, units_of(sections))
+    except EmbeddingsError as e:
+        return str(e)
+    return None
