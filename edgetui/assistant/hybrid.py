@@ -30,6 +30,7 @@ import numpy as np
 
 from edgetui.assistant.corpus import Section, codes_in, expand_ranges
 from edgetui.assistant.index import STOPWORDS, Retriever, clauses
+from edgetui.assistant.quotes import terms
 from edgetui.assistant.ranges import holds_any, intervals, values
 from edgetui.assistant.semantic import SentenceVectors, Unit
 
@@ -38,20 +39,22 @@ from edgetui.assistant.semantic import SentenceVectors, Unit
 class Tuning:
     """Fitted on golden_sets/field-policy/dev.jsonl by bench/fit_assistant.py (see bench/RESULTS.md)."""
 
-    sec: float = 0.6  # weight of the whole section's cosine in a sentence's score
+    sec: float = 0.2  # weight of the whole section's cosine in a sentence's score
     rng: float = 0.3  # a value of the question inside an interval the sentence states
+    olap: float = 0.1  # IDF-weighted share of the question's words (stemmed) that the sentence itself uses
     lex: float = 0.6  # weight of the section's saturated BM25 in a sentence's score
-    bm25_half: float = 10.0  # the BM25 score at which lexical evidence is half its weight
+    bm25_half: float = 6.0  # the BM25 score at which lexical evidence is half its weight
     code: float = 0.0  # a sentence naming an asset or part code of the question
-    abstain_below: float = 0.65  # the assistant abstains when p_answerable is below this
+    abstain_below: float = 0.7  # the assistant abstains when p_answerable is below this
     sibling_within: float = 0.12  # the next sentence of the best section is quoted within this of the best
-    second_within: float = 0.06  # the best sentence of the runner-up section is quoted within this of the best
+    second_within: float = 0.1  # the best sentence of the runner-up section is quoted within this of the best
+    joined_within: float = 0.06  # the same, for a question joining two asks ("and", "also", "+", two "?")
     part_min: float = 0.6  # a question part's best sentence in another section is quoted from this score
     instruction_min: float = 0.9  # a segment with p(instructions) above this is dropped from the question
     small_talk_min: float = 0.7  # a question with p(small_talk) above this gets the greeting
     off_topic_min: float = 0.8  # a question with p(off_topic) above this abstains before retrieval
     # logistic weights over FEATURES, then the bias; empty: abstain on the best fused score alone
-    answerable: tuple[float, ...] = (2.4177, 1.358, -1.3583, 0.7411, -1.3357, -2.4113, -1.2539, -0.6186)
+    answerable: tuple[float, ...] = (2.9086, 1.5895, -1.7995, 1.2085, -1.0019, -2.3691, -1.4058, -1.1869)
 
     @classmethod
     def from_runtime(cls, runtime: dict) -> Tuning:
@@ -98,6 +101,7 @@ class Evidence:
         return self.units[0].score if self.units else 0.0
 
 
+_JOINED = re.compile(r"\b(?:and|also|plus)\b|[&+;]|\?.*\?", re.IGNORECASE)
 _CODE_HINT = re.compile(r"\b([a-z]{1,3})(?:-(\d{1,5})|(\d{2,5}))\b")
 
 
@@ -113,6 +117,14 @@ class HybridRetriever:
         sec_index = {s.id: i for i, s in enumerate(vectors.sections)}
         self.unit_section = np.array([sec_index[i] for i in self.section_of])
         self.unit_intervals = [intervals(u.sentence) for u in vectors.units]
+        self.unit_terms = [terms(u.sentence) for u in vectors.units]
+        df: dict[str, int] = {}
+        for ts in self.unit_terms:
+            for t in ts:
+                df[t] = df.get(t, 0) + 1
+        n = max(len(self.unit_terms), 1)
+        self.idf = {t: math.log(1 + n / c) for t, c in df.items()}
+        self.idf_unknown = math.log(1 + n)
 
     def _bm25(self, text: str) -> dict[str, float]:
         plan = self.lexical.plan(text)
@@ -130,8 +142,19 @@ class HybridRetriever:
         vals = values(text)
         rng = (np.array([holds_any(iv, vals) for iv in self.unit_intervals], dtype=float) if vals
                else np.zeros(len(cos)))
-        total = cos + self.t.sec * sec + self.t.lex * lex + self.t.code * code + self.t.rng * rng
+        olap = self.overlap(text) if self.t.olap else np.zeros(len(cos))
+        total = cos + self.t.sec * sec + self.t.lex * lex + self.t.code * code + self.t.rng * rng + self.t.olap * olap
         return total, {"cos": cos, "sec_cos": sec, "lex": lex}
+
+    def overlap(self, text: str) -> np.ndarray:
+        """Per sentence: the IDF-weighted share of the question's terms it contains (words no sentence uses
+        count in the denominator: a question about something else is not covered)."""
+        q = terms(text)
+        weights = {t: self.idf.get(t, self.idf_unknown) for t in q}
+        total = sum(weights.values())
+        if not total:
+            return np.zeros(len(self.unit_terms))
+        return np.array([sum(weights[t] for t in q & ts) / total for ts in self.unit_terms])
 
     def unknown_names(self, text: str) -> tuple[str, ...]:
         """Capitalised words inside the question that no policy uses ("Halloran", "Lindon"): a vendor, a site
@@ -167,7 +190,7 @@ class HybridRetriever:
         scores, comp = self.unit_scores(question, vecs[:1])
         order = np.argsort(-scores, kind="stable")
         units = [Scored(self.vectors.units[i], float(scores[i])) for i in order]
-        quotes = self._choose(units)
+        quotes = self._choose(units, joined=bool(_JOINED.search(question)) or len(parts) >= 2)
         for text, vec in zip(texts[1:], vecs[1:], strict=True):
             self._add_part(quotes, self.unit_scores(text, vec[None, :])[0])
         ranked = self._rank_sections(units, quotes, k)
@@ -179,7 +202,7 @@ class HybridRetriever:
         return Evidence(ranked, units, quotes, self.unknown_codes(question), (time.perf_counter() - t0) * 1000,
                         features)
 
-    def _choose(self, units: list[Scored]) -> list[Scored]:
+    def _choose(self, units: list[Scored], joined: bool = False) -> list[Scored]:
         """The best sentence; up to two more of its section when they score close (a rule often spans
         sentences: "For a pump below 50 kW, the limit is 8 hours"); and the runner-up section's best sentence
         when it scores close too (two sections that both govern, "see also")."""
@@ -189,7 +212,8 @@ class HybridRetriever:
         same = [u for u in units[1:] if u.section.id == best.section.id]
         out = [best] + [u for u in same[:2] if u.score >= best.score - self.t.sibling_within]
         other = next((u for u in units if u.section.id != best.section.id), None)
-        if other is not None and other.score >= best.score - self.t.second_within:
+        within = max(self.t.second_within, self.t.joined_within) if joined else self.t.second_within
+        if other is not None and other.score >= best.score - within:
             out.append(other)
         return out
 
