@@ -37,11 +37,15 @@ def shared_assistant(ctx) -> Assistant:
 
 
 def status_line(stats: dict) -> str:
+    """What the technician waited for: the first words on screen (the quoted policy) and the complete
+    validated answer; then the model's own TTFT and speed."""
+    first, done = stats.get("first_token_ms"), stats.get("answer_ms") or stats.get("total_ms", 0)
     if stats.get("ttft_ms") is None:
-        return f"answered by rules in {stats.get('total_ms', 0):.0f} ms (no model)"
-    return (f"TTFT {stats['ttft_ms']:.0f} ms · {stats.get('decode_tps') or 0:.1f} tok/s · "
-            f"{stats.get('prompt_recomputed', 0)}/{stats.get('prompt_tokens', 0)} prompt tok recomputed · "
-            f"{stats.get('total_ms', 0) / 1000:.1f} s")
+        return f"answered without the model in {done:.0f} ms"
+    lead = f"first {first:.0f} ms · " if first is not None else ""
+    return (f"{lead}answer {done / 1000:.1f} s · TTFT {stats['ttft_ms']:.0f} ms · "
+            f"{stats.get('decode_tps') or 0:.1f} tok/s · "
+            f"{stats.get('prompt_recomputed', 0)}/{stats.get('prompt_tokens', 0)} prompt tok")
 
 
 class SectionView(ModalScreen):
@@ -89,6 +93,7 @@ class Turn(Vertical):
         self.status = status
         self.error = error
         self._stream = ""
+        self._quotes: list[tuple[str, str]] = []
 
     def compose(self) -> ComposeResult:
         q = self.question if len(self.question) <= QUESTION_SHOWN else self.question[:QUESTION_SHOWN] + "…"
@@ -101,13 +106,25 @@ class Turn(Vertical):
         if self.answer is not None or self.error is not None or self.status != "answered":
             self.show_final()
 
+    def show_quotes(self, quotes: list[tuple[str, str]]) -> None:
+        """The governing sentences, final and validated, shown before the model has written anything."""
+        self._quotes = list(quotes)
+        self._redraw()
+
     def stream(self, piece: str) -> None:
         """The model's draft, dimmed: it is replaced by the validated answer (a lead whose numbers are not
         in the quoted policy is dropped), so a draft value is never presented as the rule."""
         self._stream += piece
-        draft = Text(self._stream, style="dim italic")
-        draft.append("  checking against the policy…", style="dim")
-        self.query_one(".answer", Static).update(draft)
+        self._redraw()
+
+    def _redraw(self) -> None:
+        out = Text()
+        if self._stream or self._quotes:
+            out.append(self._stream.strip() or "…", style="dim italic")
+            out.append("  checking against the policy…", style="dim")
+        for sid, sent in self._quotes:
+            out.append(f'\n"{sent}" [{sid}]')
+        self.query_one(".answer", Static).update(out)
 
     def finish(self, answer: Answer | None, turn_id: int | None, error: str | None = None) -> None:
         self.answer, self.turn_id, self.error = answer, turn_id, error
@@ -186,6 +203,11 @@ class ChatScreen(Screen):
             super().__init__()
             self.turn, self.text = turn, text
 
+    class Quotes(Message):
+        def __init__(self, turn: Turn, quotes: list[tuple[str, str]]) -> None:
+            super().__init__()
+            self.turn, self.quotes = turn, quotes
+
     class Done(Message):
         def __init__(self, turn: Turn, answer: Answer | None, error: str | None = None) -> None:
             super().__init__()
@@ -257,7 +279,8 @@ class ChatScreen(Screen):
     def answer(self, turn: Turn, question: str, cancel: threading.Event) -> None:
         try:
             ans = shared_assistant(self.app.ctx).ask(
-                question, on_token=lambda t: self.post_message(self.Piece(turn, t)), cancel=cancel)
+                question, on_token=lambda t: self.post_message(self.Piece(turn, t)), cancel=cancel,
+                on_quotes=lambda q: self.post_message(self.Quotes(turn, q)))
             self.post_message(self.Done(turn, ans))
         except EngineError as e:
             self.post_message(self.Done(turn, None, f"The engine failed: {e}"))
@@ -266,6 +289,10 @@ class ChatScreen(Screen):
 
     def on_chat_screen_piece(self, msg: Piece) -> None:
         msg.turn.stream(msg.text)
+        self.query_one("#log", VerticalScroll).scroll_end(animate=False)
+
+    def on_chat_screen_quotes(self, msg: Quotes) -> None:
+        msg.turn.show_quotes(msg.quotes)
         self.query_one("#log", VerticalScroll).scroll_end(animate=False)
 
     def on_chat_screen_done(self, msg: Done) -> None:

@@ -350,6 +350,25 @@ def test_invalid_output_is_retried_once_then_quotes_without_a_lead(bare):
     assert eng.calls[1][1].grammar != eng.calls[0][1].grammar  # tighter the second time
 
 
+def test_quotes_reach_the_screen_before_the_model_runs(bare):
+    seen: list = []
+    eng = ScriptedEngine("Use SK-2240.")
+    orig = eng.generate
+
+    def generate(prompt, params):
+        seen.append(("engine", len(seen)))
+        return orig(prompt, params)
+
+    eng.generate = generate
+    ans = with_engine(bare, eng).ask("What seal kit do I use on P-201?", on_quotes=lambda q: seen.append(("quotes", q)))
+    assert seen[0][0] == "quotes" and seen[1][0] == "engine"  # shown first, then the model asked
+    assert seen[0][1] == list(ans.quotes) and ("POL-02#4", ans.quotes[0][1]) in seen[0][1]
+    st = ans.stats
+    assert st["first_token_ms"] <= st["ttft_ms"] <= st["answer_ms"] and st["cache_hit"] is False
+    gated = bare.ask("")
+    assert gated.stats["first_token_ms"] == gated.stats["answer_ms"]  # nothing shown before the whole answer
+
+
 def test_without_the_model_retrieval_answers_alone(bare):
     ans = bare.ask("The mech seal on P-209 is totally wrecked, what kit do I need?")
     assert not ans.abstained and "POL-02#4" in ans.citations and "SK-2240" in ans.answer

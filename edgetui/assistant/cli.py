@@ -1,7 +1,11 @@
 """CLI commands of the assistant part (registered on the root app by edgetui/cli.py).
 
 - `edgetui ask "question" [--json] [--escalate]`: the answer and its citations; with `--json` one object
-  (`answer`, `citations`, `abstained`, `confidential`, `retrieved`, `stats`, …). Exit 0 answered or
+  (`answer`, `citations`, `abstained`, `confidential`, `retrieved`, `stats`, …; `stats.first_token_ms` is
+  question → first characters on screen (the quoted policy, shown before the model runs), `answer_ms` →
+  the complete validated answer, `ttft_ms` the model's first token, `cache_hit` whether a saved KV state
+  served the prompt: always false until the per-section state cache lands). On a terminal the quotes
+  print at once and the model's lead follows. Exit 0 answered or
   abstained, 2 bad input (engine or bundle problems), 1 the engine failed mid-answer.
 - `edgetui escalations list [--all] [--json]` and `edgetui escalations export [--out FILE] [--all]`:
   the local escalation queue, exported for a supervisor with confidential section text redacted.
@@ -58,17 +62,25 @@ def ask(
         engine = bundle.engine(engine_log())
     except BAD_INPUT as e:
         fail(str(e))
-    streamed = []
+    streamed: list[str] = []
+    quoted: list[tuple[str, str]] = []
+    live = not as_json and sys.stdout.isatty()
 
-    def show(text: str) -> None:
-        if not as_json and sys.stdout.isatty():
+    def show(text: str) -> None:  # the model's draft lead, on a line of its own below the quotes
+        if live:
             streamed.append(text)
             sys.stdout.write(text)
             sys.stdout.flush()
 
+    def show_quotes(pairs: list[tuple[str, str]]) -> None:  # final and validated: shown before the model runs
+        if live:
+            quoted.extend(pairs)
+            sys.stdout.write("".join(f'"{sent}" [{sid}]\n' for sid, sent in pairs))
+            sys.stdout.flush()
+
     try:
         assistant = Assistant(bundle, engine, mode=mode)
-        ans = assistant.ask(question, on_token=show)
+        ans = assistant.ask(question, on_token=show, on_quotes=show_quotes)
     except EngineCrashed as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(1) from e
@@ -93,7 +105,11 @@ def ask(
              "bundle": bundle.ref}
         typer.echo(json.dumps(d, ensure_ascii=False))
         return
-    typer.echo(ans.answer)
+    if quoted and list(ans.quotes) == quoted:  # the quotes are on screen already: add the validated lead
+        if ans.lead:
+            typer.echo(ans.lead)
+    else:
+        typer.echo(ans.answer)
     if ans.confidential:
         typer.echo("CONFIDENTIAL: this answer draws on a confidential policy section; do not share it.")
     for cid in ans.citations:
@@ -106,7 +122,8 @@ def ask(
             typer.echo("Not covered: add --escalate to queue it for a supervisor.")
     st = ans.stats
     if st.get("ttft_ms") is not None:
-        typer.echo(f"[TTFT {st['ttft_ms']:.0f} ms · {st['prompt_recomputed']}/{st['prompt_tokens']} prompt tokens "
+        typer.echo(f"[first {st['first_token_ms']:.0f} ms · answer {st['answer_ms']:.0f} ms · TTFT "
+                   f"{st['ttft_ms']:.0f} ms · {st['prompt_recomputed']}/{st['prompt_tokens']} prompt tokens "
                    f"recomputed · {st.get('decode_tps') or 0:.1f} tok/s]", err=True)
 
 

@@ -30,7 +30,7 @@ import re
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 from edgetui.assistant import gate as gate_rules
 from edgetui.assistant import prompt as P
@@ -102,7 +102,8 @@ def _empty_stats() -> dict:
     return {"gate_ms": 0.0, "retrieval_ms": 0.0, "prompt_tokens": 0, "prompt_reused": 0, "prompt_recomputed": 0,
             "prompt_ms": 0.0, "engine_ttft_ms": None, "ttft_ms": None, "decode_tokens": 0, "decode_ms": 0.0,
             "decode_tps": None, "gen_ms": None, "total_ms": 0.0, "finish": None, "attempts": 0, "mode": None,
-            "abstained": False, "confidential": False}
+            "abstained": False, "confidential": False, "first_token_ms": None, "answer_ms": None,
+            "cache_hit": False}
 
 
 class Assistant:
@@ -176,10 +177,14 @@ class Assistant:
 
     # -- the pipeline ------------------------------------------------------------------------
     def ask(self, question: str, on_token: Callable[[str], None] | None = None,
-            cancel: threading.Event | None = None) -> Answer:
-        return self._ask(question if isinstance(question, str) else str(question), on_token, cancel)
+            cancel: threading.Event | None = None,
+            on_quotes: Callable[[list[tuple[str, str]]], None] | None = None) -> Answer:
+        """Answer one question. `on_quotes` receives the governing sentences ((id, sentence) pairs, final and
+        validated) as soon as retrieval has chosen them, before the model runs (quote mode); `on_token`
+        receives the model's draft lead, which validation may still drop."""
+        return self._ask(question if isinstance(question, str) else str(question), on_token, cancel, on_quotes)
 
-    def _ask(self, question: str, on_token, cancel) -> Answer:
+    def _ask(self, question: str, on_token, cancel, on_quotes=None) -> Answer:
         run = _Run(time.perf_counter(), _empty_stats())
         st = run.stats
         st["mode"] = self.mode if self.use_model else "retrieval"
@@ -211,11 +216,15 @@ class Assistant:
         if not ev.quotes or p < self.tuning.abstain_below:
             return self._abstain(run, question, retrieved, sections, "no policy section answers the question")
         quotes = [Quote(q.section, q.unit.sentence, round(q.score, 4)) for q in ev.quotes]
+        if self.mode == "quote" or not self.use_model:  # the quotes are final: show them before the model runs
+            st["first_token_ms"] = run.ms()
+            if on_quotes is not None:
+                on_quotes([(q.section.id, q.sentence) for q in quotes])
         if not self.use_model:
             return self._answer(run, question, retrieved, "", quotes, "")
 
         # 3. the model's lead (or its own quotes / free text), validated; one retry with tighter constraints
-        prompt = P.render(self.template, sections, query)
+        prompt = P.render(self.template, self._shown_sections(sections, quotes), query)
         if cancel is not None and cancel.is_set():
             return self._cancelled(run, question, retrieved, "")
         for attempt in (1, 2):
@@ -231,6 +240,18 @@ class Assistant:
                     chosen, lead, body = quotes, "", ""
                 return self._answer(run, question, retrieved, lead, chosen, body)
         return self._answer(run, question, retrieved, "", quotes, "")
+
+    def _shown_sections(self, sections: list[Section], quotes: list[Quote]) -> list[Section]:
+        """What the model reads. In quote mode the quotes are already chosen and the lead must agree with
+        them, so the prompt holds only the quoted sentences under their sections' ids and titles: about a
+        third of the tokens of three whole sections, so the model's first token comes that much sooner.
+        The other modes choose among the sentences and get the whole sections."""
+        if self.mode != "quote":
+            return sections
+        by_id: dict[str, list[str]] = {}
+        for q in quotes:
+            by_id.setdefault(q.section.id, []).append(q.sentence)
+        return [replace(self.sections[sid], sentences=tuple(sents)) for sid, sents in by_id.items()]
 
     # -- generation ----------------------------------------------------------------------------
     def _grammar(self, sections: list[Section], tight: bool) -> tuple[str, tuple[str, ...]]:
@@ -260,6 +281,8 @@ class Assistant:
                     first = tok.t
                     if st["ttft_ms"] is None:
                         st["ttft_ms"] = round((first - run.m0) * 1000, 3)
+                    if st["first_token_ms"] is None and on_token is not None:
+                        st["first_token_ms"] = st["ttft_ms"]
                 text += tok.text
                 if on_token is not None:
                     on_token(tok.text)
@@ -308,7 +331,8 @@ class Assistant:
         return "", [Quote(ids[c], "", 0.0) for c in dict.fromkeys(cited)], body, False
 
     def _checked_lead(self, lead: str, quotes: list[Quote], question: str) -> str:
-        """The lead when it only uses numbers stated in the quotes and words of the quotes or question."""
+        """The lead when it only uses numbers stated in the quotes and words of the quotes or question, and
+        states a value the question did not already give."""
         lead = " ".join(lead.split())
         if not lead or len(lead) > 140 or not lead_supported(lead, quotes):
             return ""
@@ -318,7 +342,10 @@ class Assistant:
         extra = {t for t in terms(lead) if not t.isdigit()} - allowed - {"yes", "no"}
         if extra:
             return ""
-        if numbers(lead) and not numbers(lead) <= set().union(*(numbers(q.sentence) for q in quotes)):
+        stated = numbers(lead)
+        if stated and not stated <= set().union(*(numbers(q.sentence) for q in quotes)):
+            return ""
+        if stated and stated <= numbers(question):  # "P-201 is a seal kit.": repeats the question, answers nothing
             return ""
         return lead
 
@@ -350,7 +377,9 @@ class Assistant:
     def _finish(self, run: _Run, question: str, text: str, *, citations=(), abstained=False, confidential=False,
                 retrieved=(), gate=None, escalate=False, lead="", quotes=(), reason="", cancelled=False) -> Answer:
         st = run.stats
-        st["total_ms"] = run.ms()
+        st["total_ms"] = st["answer_ms"] = run.ms()
+        if st["first_token_ms"] is None:  # nothing was shown before the complete answer
+            st["first_token_ms"] = st["answer_ms"]
         if st["ttft_ms"] is not None:
             st["gen_ms"] = round(st["ttft_ms"] + st["decode_ms"], 3)
         st["abstained"], st["confidential"] = abstained, confidential
