@@ -211,3 +211,58 @@ def test_snapshot_confidential_answer_modal(ctx, monkeypatch, snap_compare):
         await asyncio.sleep(0.1)
 
     assert snap_compare(ChatHost(ctx), terminal_size=(80, 24), run_before=open_citation)
+
+
+# -- the quoted policy comes before the model ----------------------------------------------------------
+class HeldEngine:
+    """An engine whose lead waits for `release`: what the screen shows before the model has answered."""
+
+    name, n_ctx = "held", 2048
+
+    def __init__(self, reply: str):
+        import threading
+
+        self.reply, self.release = reply, threading.Event()
+
+    def generate(self, prompt, params):
+        from edgetui.engine.base import Stats, Token
+
+        eng = self
+
+        class G:
+            stats = None
+
+            def __iter__(self):
+                t0 = time.monotonic()
+                eng.release.wait(60)
+                yield Token(eng.reply, time.monotonic())
+                self.stats = Stats(prompt_tokens=50, prompt_reused=40, prompt_ms=5.0, ttft_ms=5.0, decode_tokens=2,
+                                   decode_ms=2.0, finish="stop", start=t0)
+
+            def cancel(self):
+                eng.release.set()
+
+        return G()
+
+    def close(self):
+        self.release.set()
+
+
+async def test_quotes_show_before_the_model_has_answered_then_the_validated_lead(ctx, monkeypatch):
+    from edgetui.assistant.pipeline import Assistant
+
+    monkeypatch.setattr(ChatScreen, "WARM", False)
+    eng = HeldEngine("8 hours.")
+    ctx.services["assistant"] = Assistant(ctx.bundle, eng)
+    sent = "For a pump rated below 50 kW, the limit is 8 hours."
+    app = ChatHost(ctx)
+    async with app.run_test(size=(80, 24)) as pilot:
+        turn = await ask(pilot, "stream leak on a 30 kW pump, how long to tell the reliability engineer")
+        shown = lambda: str(turn.query_one(".answer", Static).render())  # noqa: E731
+        await until(pilot, lambda: "POL-02#3" in shown(), timeout=30)
+        assert turn.answer is None and "checking against the policy" in shown()  # the model has not answered
+        eng.release.set()
+        await until(pilot, done(turn), timeout=30)
+        final = str(turn.query_one(".answer", Static).render())
+        assert final.startswith("8 hours.") and "POL-02#3" in final and sent in turn.answer.answer
+        assert "first" in str(app.screen.query_one("#status", Static).render())
