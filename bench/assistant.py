@@ -10,7 +10,9 @@ production pipeline, lead included):
 - abstention precision and recall (an abstention is "positive");
 - hybrid retrieval: recall@3 of the expected citations on answerable cases, and latency per question
   (encoder + BM25 + fusion) p50/p95 over every question;
-- with the model: TTFT p50/p95, the share of answers that show a lead, and decode tok/s.
+- with the model: the share of answered questions that show a lead and the wrong leads (failing the
+  scorer's `lead` check), first words on screen (`first_token_ms`: the quotes) and the complete answer
+  (`answer_ms`) p50/p95, the model's TTFT p50/p95, and decode tok/s.
 
 The golden questions are only asked, never put into prompts or examples; nothing here is fitted (the fit
 is bench/fit_assistant.py, on dev only).
@@ -59,7 +61,8 @@ def run_arm(assistant: Assistant, golden) -> dict:
     for c in golden.cases:
         ans = assistant.ask(c.question)
         sc = score_case(c, ans.answer, ans.citations, ans.abstained, ans.confidential)
-        rows.append({"id": c.id, "slice": c.slice, "passed": sc.passed, "reasons": list(sc.reasons),
+        rows.append({"id": c.id, "slice": c.slice, "passed": sc.passed, "failed": list(sc.failed),
+                     "reasons": list(sc.reasons), "confidential": ans.confidential,
                      "expect_abstain": c.abstain, "abstained": ans.abstained, "gate": ans.gate,
                      "citations": list(ans.citations), "expected": list(c.citations),
                      "retrieved": [i for i, _ in ans.retrieved], "lead": ans.lead, "answer": ans.answer,
@@ -90,7 +93,14 @@ def summarize(rows: list[dict]) -> dict:
            "retrieval_ms_p50": round(percentile(lat, 0.5), 3) if lat else None,
            "retrieval_ms_p95": round(percentile(lat, 0.95), 3) if lat else None,
            "leads_shown": round(sum(bool(r["lead"]) for r in answered) / len(answered), 4) if answered else None,
+           "wrong_leads": sum("lead" in r["failed"] for r in rows),
            "rows": rows}
+    shown = [r["stats"] for r in rows if r["stats"].get("first_token_ms") is not None and not r["abstained"]]
+    if gen and shown:
+        out["first_ms_p50"] = round(percentile([s["first_token_ms"] for s in shown], 0.5), 1)
+        out["first_ms_p95"] = round(percentile([s["first_token_ms"] for s in shown], 0.95), 1)
+        out["answer_ms_p50"] = round(percentile([s["answer_ms"] for s in shown], 0.5), 1)
+        out["answer_ms_p95"] = round(percentile([s["answer_ms"] for s in shown], 0.95), 1)
     if gen:
         out["ttft_ms_p50"] = round(percentile([s["ttft_ms"] for s in gen], 0.5), 1)
         out["ttft_ms_p95"] = round(percentile([s["ttft_ms"] for s in gen], 0.95), 1)
@@ -101,9 +111,10 @@ def summarize(rows: list[dict]) -> dict:
 def show(name: str, arm: str, r: dict) -> None:
     print(f"{name:<7} {arm:<13} quality {fmt(r['passed'], r['cases'])}  abstain P {r['abstain_precision']} "
           f"R {r['abstain_recall']}  recall@3 {r['recall_at_3']}  retrieval p50 {r['retrieval_ms_p50']} "
-          f"p95 {r['retrieval_ms_p95']} ms  leads {r['leads_shown']}"
-          + (f"  TTFT p50 {r['ttft_ms_p50']} p95 {r['ttft_ms_p95']} ms  decode {r['decode_tps_p50']} tok/s"
-             if "ttft_ms_p50" in r else ""))
+          f"p95 {r['retrieval_ms_p95']} ms  leads shown {r['leads_shown']} wrong {r['wrong_leads']}"
+          + (f"\n          answered: first words p50 {r.get('first_ms_p50')} p95 {r.get('first_ms_p95')} ms, complete "
+             f"p50 {r.get('answer_ms_p50')} p95 {r.get('answer_ms_p95')} ms; model TTFT p50 {r['ttft_ms_p50']} p95 "
+             f"{r['ttft_ms_p95']} ms; decode {r['decode_tps_p50']} tok/s" if "ttft_ms_p50" in r else ""))
     for s, v in r["slices"].items():
         print(f"          {s:<14} {fmt(v['passed'], v['cases'])}")
 

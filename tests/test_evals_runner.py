@@ -198,3 +198,17 @@ def test_stored_run_reloads_as_the_same_outcome(db):
     out = run_eval(db, g, target(), OracleAsk(g, wrong={"mes-002"}), smoke=True)
     again = load_outcome(RunStore(db), out.run.id)
     assert again.gate == out.gate and again.results == out.results and again.run == out.run
+
+
+def test_runs_record_their_scorer_version_and_baselines_match_it(db):
+    from edgetui.evals.scoring import SCORER_VERSION
+
+    g = golden()
+    old = run_eval(db, g, target("0.9.0"), OracleAsk(g), smoke=True)
+    assert old.run.scorer_version == SCORER_VERSION == 2
+    # a run scored before the lead check existed (version 1) is never the baseline of a version-2 run
+    db.execute("DROP TRIGGER IF EXISTS eval_runs_frozen")
+    db.execute("UPDATE eval_runs SET scorer_version = 1 WHERE id = ?", [old.run.id])
+    new = run_eval(db, g, target("1.0.0"), OracleAsk(g), smoke=True, default_ref="field-policy@0.9.0")
+    assert new.baseline is None and RunStore(db).runs()[0].scorer_version in (1, 2)
+    assert {r.scorer_version for r in RunStore(db).runs()} == {1, 2}

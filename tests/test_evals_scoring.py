@@ -50,12 +50,12 @@ def test_citation_precision_and_recall():
 def test_correct_answer_passes_every_check():
     s = score_case(case(), "Up to 72 hours while scheduled [POL-02#5].", ("POL-02#5",), False)
     assert s.passed and s.reasons == () and s.precision == 1.0 and s.recall == 1.0
-    assert set(s.checks) == {"facts", "citations", "abstain"}
+    assert set(s.checks) == {"facts", "citations", "abstain", "lead"}  # its first line states "72": a lead
 
 
 def test_missing_fact_fails_with_the_spellings_named():
     s = score_case(case(), "Up to 7 hours.", ("POL-02#5",), False)
-    assert not s.passed and s.failed == ("facts",)
+    assert not s.passed and s.failed == ("facts", "lead")  # and the lead names a value no fact spells
     assert "'72 hours' or '72-hour'" in s.reasons[0]
 
 
@@ -83,7 +83,7 @@ def test_abstention_expected_and_given_passes_only_when_it_cites_nothing():
 def test_answering_an_abstain_case_and_abstaining_on_an_answerable_one_both_fail():
     abst = case(facts=(), citations=(), abstain=True)
     s = score_case(abst, "Use 45 Nm.", (), False)
-    assert s.failed == ("abstain",) and "should have said" in s.reasons[0]
+    assert s.failed == ("abstain", "lead") and "should have said" in s.reasons[0]
     s = score_case(case(), "The policy documents don't cover this.", (), True)
     assert {"facts", "citations", "abstain"} <= set(s.failed)
 
@@ -99,5 +99,39 @@ def test_confidential_marker_must_equal_the_expectation_when_present():
 def test_forbidden_strings_fail_the_case():
     abst = case(facts=(), citations=(), abstain=True, forbid=("$142", "$128"))
     s = score_case(abst, "Not covered, but Ostrander bills $142.", (), True)
-    assert s.failed == ("forbid",) and "'$142'" in s.reasons[0]
+    assert s.failed == ("forbid", "lead") and "'$142'" in s.reasons[0]
     assert score_case(abst, "The policy documents don't cover this.", (), True).passed
+
+
+# -- the lead check (scorer version 2) -------------------------------------------------------------
+KIT = case(facts=(("SK-3110",),), citations=("POL-02#4",))
+QUOTE = '"Treated water pumps P-301 to P-306 use seal kit SK-3110." [POL-02#4]'
+
+
+@pytest.mark.parametrize(("answer", "holds"), [
+    (f"SK-3110.\n{QUOTE}", True),  # a correct lead
+    (f"Use SK-3110 on P-305, 2 in stock.\n{QUOTE}", True),  # a correct lead with an extra number
+    (f"SK-2240.\n{QUOTE}", False),  # a wrong code, though the quote below is right
+    (f"1. 1. 1. 1.\n{QUOTE}", False),  # a degenerate lead
+    (f"Use the treated-water kit.\n{QUOTE}", None),  # no digit: the check does not apply
+    (QUOTE, None),  # no lead at all
+])
+def test_a_lead_stating_a_digit_must_spell_a_fact(answer, holds):
+    sc = score_case(KIT, answer, ("POL-02#4",), False)
+    assert sc.checks.get("lead") is holds
+    assert sc.passed is (holds is not False)
+    if holds is False:
+        assert any(r.startswith("lead: the first line") for r in sc.reasons)
+
+
+def test_a_stale_revised_value_in_the_lead_fails():
+    rev = case(facts=(("15 minutes",),), citations=("POL-08#3",))
+    quote = ('"The duty manager answers a Severity 1 call within 15 minutes; Revision 4 shortened this target '
+             'from 30 minutes to 15 minutes." [POL-08#3]')
+    assert not score_case(rev, f"30 minutes.\n{quote}", ("POL-08#3",), False).passed
+    assert score_case(rev, f"Within 15 minutes.\n{quote}", ("POL-08#3",), False).passed
+
+
+def test_the_abstention_sentence_is_not_a_wrong_lead():
+    sc = score_case(case(facts=(), citations=(), abstain=True), "The policy documents don't cover this.", (), True)
+    assert sc.passed and "lead" not in sc.checks

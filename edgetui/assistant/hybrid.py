@@ -118,6 +118,7 @@ class HybridRetriever:
         self.unit_section = np.array([sec_index[i] for i in self.section_of])
         self.unit_intervals = [intervals(u.sentence) for u in vectors.units]
         self.unit_terms = [terms(u.sentence) for u in vectors.units]
+        self.unit_index = {(u.section.id, u.sentence): i for i, u in enumerate(vectors.units)}
         df: dict[str, int] = {}
         for ts in self.unit_terms:
             for t in ts:
@@ -190,7 +191,7 @@ class HybridRetriever:
         scores, comp = self.unit_scores(question, vecs[:1])
         order = np.argsort(-scores, kind="stable")
         units = [Scored(self.vectors.units[i], float(scores[i])) for i in order]
-        quotes = self._choose(units, joined=bool(_JOINED.search(question)) or len(parts) >= 2)
+        quotes = self._choose(units, joined=bool(_JOINED.search(question)) or len(parts) >= 2, question=question)
         for text, vec in zip(texts[1:], vecs[1:], strict=True):
             self._add_part(quotes, self.unit_scores(text, vec[None, :])[0])
         ranked = self._rank_sections(units, quotes, k)
@@ -202,15 +203,27 @@ class HybridRetriever:
         return Evidence(ranked, units, quotes, self.unknown_codes(question), (time.perf_counter() - t0) * 1000,
                         features)
 
-    def _choose(self, units: list[Scored], joined: bool = False) -> list[Scored]:
+    def names_the_case(self, unit: Unit, question: str) -> bool:
+        """Does the sentence name the question's asset (P-305 inside "P-301 to P-306") or bound its reading
+        (5.2 inside "Zone C, 4.5 to 7.1 mm/s")? Such a sentence governs over its siblings."""
+        i = self.unit_index[(unit.section.id, unit.sentence)]
+        q_codes = set(codes_in(question.lower()))
+        return bool(q_codes & self.unit_codes[i]) or holds_any(self.unit_intervals[i], values(question))
+
+    def _choose(self, units: list[Scored], joined: bool = False, question: str = "") -> list[Scored]:
         """The best sentence; up to two more of its section when they score close (a rule often spans
         sentences: "For a pump below 50 kW, the limit is 8 hours"); and the runner-up section's best sentence
-        when it scores close too (two sections that both govern, "see also")."""
+        when it scores close too (two sections that both govern, "see also"). Within the best section a
+        sentence naming the question's asset or bounding its reading comes first ("ranges decide")."""
         if not units:
             return []
         best = units[0]
         same = [u for u in units[1:] if u.section.id == best.section.id]
         out = [best] + [u for u in same[:2] if u.score >= best.score - self.t.sibling_within]
+        if question and not self.names_the_case(best.unit, question):
+            named = next((u for u in same if self.names_the_case(u.unit, question)), None)
+            if named is not None:
+                out = [named] + [u for u in out if u is not named]
         other = next((u for u in units if u.section.id != best.section.id), None)
         within = max(self.t.second_within, self.t.joined_within) if joined else self.t.second_within
         if other is not None and other.score >= best.score - within:

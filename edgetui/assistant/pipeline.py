@@ -48,6 +48,27 @@ MODES = ("quote", "model_quote", "free")
 _SEGMENT = re.compile(r"(?<=[.!?;:])\s+|\n+|\s+[-\u2013\u2014]{1,2}\s+|<[^<>]{0,40}>|\[[^\[\]]{0,40}\]")
 
 
+# a clause stating a value it negates or replaces: "Never fit an SK-2240 kit", "replaced the earlier 6-hour limit"
+_NEGATING = re.compile(r"\b(?:never|not|no longer|replaced|replaces|earlier|old|previous|formerly|instead of|"
+                       r"shortened|extended|raised|lowered|reduced|increased|changed)\b", re.IGNORECASE)
+
+
+def _affirmed_numbers(sentence: str) -> set[str]:
+    """Numbers and codes a sentence states outside clauses that negate or replace them."""
+    out: set[str] = set()
+    for clause in re.split(r"[;:,]|\.\s", sentence):
+        if not _NEGATING.search(clause):
+            out |= numbers(clause)
+    return out
+
+
+def _degenerate(lead: str) -> bool:
+    """Output no technician should see: no word of two letters or more ("-", "1."), or one token three
+    times or more ("1. 1. 1. 1.")."""
+    toks = lead.lower().split()
+    return not any(re.search(r"[a-z]{2}", t) for t in toks) or any(toks.count(t) >= 3 for t in set(toks))
+
+
 def segments(text: str) -> list[str]:
     """The pieces of a question the intent classifier judges one by one (a piece has a letter)."""
     return [p.strip(" ,") for p in _SEGMENT.split(text) if p and re.search(r"[^\W\d_]", p)]
@@ -331,8 +352,9 @@ class Assistant:
         return "", [Quote(ids[c], "", 0.0) for c in dict.fromkeys(cited)], body, False
 
     def _checked_lead(self, lead: str, quotes: list[Quote], question: str) -> str:
-        """The lead when it only uses numbers stated in the quotes and words of the quotes or question, and
-        states a value the question did not already give."""
+        """The lead when its words are the quotes' or the question's, every value it states is one the top
+        (governing) quote affirms, it states a value the question did not already give, and it is not
+        degenerate ("1. 1. 1.", a bare list marker)."""
         lead = " ".join(lead.split())
         if not lead or len(lead) > 140 or not lead_supported(lead, quotes):
             return ""
@@ -342,9 +364,11 @@ class Assistant:
         extra = {t for t in terms(lead) if not t.isdigit()} - allowed - {"yes", "no"}
         if extra:
             return ""
-        stated = numbers(lead)
-        if stated and not stated <= set().union(*(numbers(q.sentence) for q in quotes)):
+        if _degenerate(lead):
             return ""
+        stated = numbers(lead)
+        if stated and not stated <= _affirmed_numbers(quotes[0].sentence):
+            return ""  # a value the governing sentence does not state, or states only to negate or replace it
         if stated and stated <= numbers(question):  # "P-201 is a seal kit.": repeats the question, answers nothing
             return ""
         return lead

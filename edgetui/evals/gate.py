@@ -151,12 +151,13 @@ def _drop_checks(deltas: dict, max_drop: float) -> list[Check]:
 
 
 def select_baseline(store: RunStore, run: RunRow, ref: str | None = None) -> RunRow | None:
-    """The run to compare with, always on the same golden sha256: the last passing run of bundle
+    """The run to compare with, always on the same golden sha256 and scorer version: the last passing run of bundle
     `ref` when given, else the last passing run of another version of the same bundle."""
     if ref:
-        return store.last_passing(run.golden_sha256, bundle_ref=ref, before_id=run.id)
+        return store.last_passing(run.golden_sha256, bundle_ref=ref, before_id=run.id,
+                                  scorer_version=run.scorer_version)
     return store.last_passing(run.golden_sha256, exclude_ref=run.bundle_ref, bundle_name=run.bundle_name,
-                              before_id=run.id)
+                              before_id=run.id, scorer_version=run.scorer_version)
 
 
 def default_baseline_ref(paths, candidate_ref: str) -> str | None:

@@ -21,6 +21,7 @@ import sqlite_utils
 
 from edgetui import __version__
 from edgetui.evals.golden import GoldenSet
+from edgetui.evals.scoring import SCORER_VERSION
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,7 @@ class RunRow:
     baseline_id: int | None
     gate: dict | None
     passed: bool | None
+    scorer_version: int = 1
 
     JSON_FIELDS = ("case_ids", "runtime", "bars", "machine", "slices", "gate")
 
@@ -173,13 +175,13 @@ class RunStore:
         cur = self.db.execute(
             "INSERT INTO eval_runs (started, status, pid, host, key, bundle_name, bundle_version, bundle_digest, "
             "golden_name, golden_version, golden_sha256, golden_path, subset, case_ids, template_sha256, runtime, "
-            "bars, edgetui_version, machine, n_cases, wall_s, gen_s, load_s) "
-            "VALUES (?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, 0)",
+            "bars, edgetui_version, machine, n_cases, wall_s, gen_s, load_s, scorer_version) "
+            "VALUES (?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, 0, ?)",
             (now if now is not None else time.time(), os.getpid(), m["host"],
              run_key(target, golden, subset, case_ids), target.name, target.version, target.digest,
              golden.name, golden.version, golden.sha256, golden.path, subset, json.dumps(case_ids),
              target.template_sha256, json.dumps(target.runtime, sort_keys=True),
-             json.dumps(target.bars, sort_keys=True), __version__, json.dumps(m), len(case_ids)),
+             json.dumps(target.bars, sort_keys=True), __version__, json.dumps(m), len(case_ids), SCORER_VERSION),
         )
         return cur.lastrowid
 
@@ -254,10 +256,13 @@ class RunStore:
         return None
 
     def last_passing(self, golden_sha256: str, bundle_ref: str | None = None, exclude_ref: str | None = None,
-                     bundle_name: str | None = None, before_id: int | None = None) -> RunRow | None:
-        """The newest complete, gate-passing run on this golden set matching the filters."""
-        sql = "SELECT * FROM eval_runs WHERE status='complete' AND passed=1 AND golden_sha256=?"
-        args: list = [golden_sha256]
+                     bundle_name: str | None = None, before_id: int | None = None,
+                     scorer_version: int = SCORER_VERSION) -> RunRow | None:
+        """The newest complete, gate-passing run on this golden set, scored by the same scorer version,
+        matching the filters."""
+        sql = ("SELECT * FROM eval_runs WHERE status='complete' AND passed=1 AND golden_sha256=? "
+               "AND scorer_version=?")
+        args: list = [golden_sha256, scorer_version]
         if bundle_ref:
             sql += " AND bundle_name || '@' || bundle_version = ?"
             args.append(bundle_ref)

@@ -8,6 +8,9 @@
 - abstain: abstained exactly when expected; an abstention cites nothing.
 - confidential (when the case has it): the answer's marker equals it.
 - forbid (when present): none of the strings appears (normalised substring, so stricter than facts).
+- lead (when the answer's first line is a lead, a line of the assistant's own words rather than a quoted
+  sentence, and states any digit): it contains one spelling of one of the facts. A lead naming another
+  value than the rule's is a wrong answer even when the quote below it is right (scorer version 2).
 
 A case passes when every check holds; `reasons` says which failed and why, in words.
 """
@@ -21,7 +24,8 @@ from functools import lru_cache
 
 from edgetui.evals.golden import GoldenCase
 
-CHECKS = ("facts", "citations", "abstain", "confidential", "forbid")
+CHECKS = ("facts", "citations", "abstain", "confidential", "forbid", "lead")
+SCORER_VERSION = 2  # 1: without the lead check. Stored runs keep the version that scored them.
 
 
 def normalize(text: str) -> str:
@@ -47,6 +51,23 @@ def fact_present(spellings: tuple[str, ...] | list[str] | str, answer: str) -> b
         spellings = (spellings,)
     text = normalize(answer)
     return any(_fact_pattern(s).search(text) for s in spellings)
+
+
+def answer_lead(text: str) -> str | None:
+    """The answer's first line when it is a lead (not a quoted sentence `"…" [POL-NN#S]`), else None."""
+    first = text.strip().splitlines()[0].strip() if text.strip() else ""
+    if not first or first.startswith(('"', "\u201c")):
+        return None
+    return first
+
+
+def lead_ok(case: GoldenCase, text: str) -> bool | None:
+    """None when the check does not apply (no lead, or a lead without digits); else whether the lead
+    contains one spelling of one of the case's facts."""
+    lead = answer_lead(text)
+    if lead is None or not any(ch.isdigit() for ch in lead):
+        return None
+    return any(fact_present(f, lead) for f in case.facts)
 
 
 def citation_scores(expected: tuple[str, ...], cited: tuple[str, ...]) -> tuple[float, float]:
@@ -118,5 +139,11 @@ def score_case(case: GoldenCase, text: str, citations: tuple[str, ...] | list[st
         checks["forbid"] = not hits
         if hits:
             reasons.append("forbid: answer contains " + ", ".join(repr(s) for s in hits))
+
+    lead = lead_ok(case, text)
+    if lead is not None:
+        checks["lead"] = lead
+        if not lead:
+            reasons.append(f"lead: the first line {answer_lead(text)!r} states a value none of the facts spell")
 
     return CaseScore(all(checks.values()), checks, tuple(reasons), round(precision, 4), round(recall, 4))
