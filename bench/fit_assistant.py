@@ -30,6 +30,7 @@ from edgetui.ota.bundle import Bundle  # noqa: E402
 from edgetui.session import active_bundle  # noqa: E402
 
 BM25_CACHE: dict = {}
+L2 = 0.3  # ridge on the standardised answerability features: they are collinear, and 165 cases are few
 GRID = {
     "sec": [0.0, 0.2, 0.4, 0.6, 0.8, 1.0],
     "rng": [0.0, 0.1, 0.2, 0.3, 0.5],
@@ -41,6 +42,7 @@ GRID = {
     "second_within": [0.0, 0.02, 0.04, 0.06, 0.08, 0.1, 0.15, 0.2, 0.3, 9.0],
     "joined_within": [0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 9.0],
     "part_min": [0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 9.0],
+    "cos_floor": [0.0, 0.3, 0.35, 0.4, 0.42, 0.45, 0.5],
     "abstain_below": [round(0.05 * i, 2) for i in range(1, 20)],
     "instruction_min": [0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9],
     "small_talk_min": [0.5, 0.6, 0.7, 0.8, 0.9, 1.01],
@@ -122,10 +124,11 @@ def answerability(base: Assistant, dev, embed, tuning: Tuning) -> Tuning:
     feats = [(ans.stats["features"], not c.abstain) for c, ans, _ in rows if ans.stats.get("features")]
     x = np.array([[f[k] for k in FEATURES] for f, _ in feats])
     y = np.array([float(lab) for _, lab in feats])
-    t = replace(tuning, answerable=logistic(x, y))
+    t = replace(tuning, answerable=logistic(x, y, l2=L2))
     print(f"  answerable weights {dict(zip((*FEATURES, 'bias'), t.answerable, strict=True))}", flush=True)
     t, q = descend(base, dev, embed, t, ["abstain_below"], rounds=1)
-    return t
+    q_old, _ = score(make(base, tuning, embed), dev.cases)
+    return t if q >= q_old else tuning  # a refit that scores worse on dev is not kept
 
 
 def fit(base: Assistant, dev, embed, start: Tuning) -> Tuning:
@@ -156,7 +159,9 @@ def main() -> int:
     ap.add_argument("--bundle", type=Path, help="a built bundle directory (default: the active bundle)")
     ap.add_argument("--report-only", action="store_true")
     ap.add_argument("--failures", action="store_true", help="print every failing dev case")
+    ap.add_argument("--l2", type=float, default=L2, help="ridge of the answerability model")
     args = ap.parse_args()
+    globals()["L2"] = args.l2
     bundle = Bundle.open(args.bundle) if args.bundle else active_bundle()
     dev, public = load_golden(args.dev), load_golden(args.public)
     base = Assistant(bundle, None)

@@ -30,6 +30,7 @@ import numpy as np
 
 from edgetui.assistant.corpus import Section, codes_in, expand_ranges
 from edgetui.assistant.index import STOPWORDS, Retriever, clauses
+from edgetui.assistant.qtype import type_missing
 from edgetui.assistant.quotes import terms
 from edgetui.assistant.ranges import holds_any, intervals, values
 from edgetui.assistant.semantic import SentenceVectors, Unit
@@ -39,22 +40,24 @@ from edgetui.assistant.semantic import SentenceVectors, Unit
 class Tuning:
     """Fitted on golden_sets/field-policy/dev.jsonl by bench/fit_assistant.py (see bench/RESULTS.md)."""
 
-    sec: float = 0.2  # weight of the whole section's cosine in a sentence's score
+    sec: float = 0.4  # weight of the whole section's cosine in a sentence's score
     rng: float = 0.3  # a value of the question inside an interval the sentence states
-    olap: float = 0.1  # IDF-weighted share of the question's words (stemmed) that the sentence itself uses
-    lex: float = 0.6  # weight of the section's saturated BM25 in a sentence's score
+    olap: float = 0.3  # IDF-weighted share of the question's words (stemmed) that the sentence itself uses
+    lex: float = 0.4  # weight of the section's saturated BM25 in a sentence's score
     bm25_half: float = 6.0  # the BM25 score at which lexical evidence is half its weight
     code: float = 0.0  # a sentence naming an asset or part code of the question
-    abstain_below: float = 0.7  # the assistant abstains when p_answerable is below this
+    abstain_below: float = 0.8  # the assistant abstains when p_answerable is below this
+    cos_floor: float = 0.0  # ... or when the best sentence's own cosine is below this
     sibling_within: float = 0.12  # the next sentence of the best section is quoted within this of the best
     second_within: float = 0.1  # the best sentence of the runner-up section is quoted within this of the best
     joined_within: float = 0.06  # the same, for a question joining two asks ("and", "also", "+", two "?")
     part_min: float = 0.6  # a question part's best sentence in another section is quoted from this score
-    instruction_min: float = 0.9  # a segment with p(instructions) above this is dropped from the question
+    instruction_min: float = 0.5  # a segment with p(instructions) above this is dropped from the question
     small_talk_min: float = 0.7  # a question with p(small_talk) above this gets the greeting
     off_topic_min: float = 0.8  # a question with p(off_topic) above this abstains before retrieval
     # logistic weights over FEATURES, then the bias; empty: abstain on the best fused score alone
-    answerable: tuple[float, ...] = (2.9086, 1.5895, -1.7995, 1.2085, -1.0019, -2.3691, -1.4058, -1.1869)
+    answerable: tuple[float, ...] = (0.4062, 0.5253, 0.3102, 0.9101, -0.5134, -0.9655, -0.9361, -1.5954,
+                                     0.8864)
 
     @classmethod
     def from_runtime(cls, runtime: dict) -> Tuning:
@@ -68,11 +71,11 @@ class Tuning:
         """Probability that the policies answer the question; the best fused score itself when unfitted."""
         if not self.answerable:
             return features["fused"]
-        z = self.answerable[-1] + sum(w * features[f] for w, f in zip(self.answerable, FEATURES, strict=False))
+        z = self.answerable[-1] + sum(w * features[f] for w, f in zip(self.answerable[:-1], FEATURES, strict=False))
         return 1.0 / (1.0 + math.exp(-z))
 
 
-FEATURES = ("fused", "cos", "sec_cos", "lex", "unknown", "named", "off_topic")
+FEATURES = ("fused", "cos", "sec_cos", "lex", "unknown", "named", "off_topic", "type_missing")
 
 
 @dataclass(frozen=True)
@@ -199,7 +202,7 @@ class HybridRetriever:
         features = {"fused": float(scores[top]), "cos": float(comp["cos"][top]),
                     "sec_cos": float(comp["sec_cos"][top]), "lex": float(comp["lex"][top]),
                     "unknown": self.unknown_share(question), "named": float(len(self.unknown_names(question))),
-                    "off_topic": 0.0}
+                    "off_topic": 0.0, "type_missing": type_missing(question, [q.unit.sentence for q in quotes])}
         return Evidence(ranked, units, quotes, self.unknown_codes(question), (time.perf_counter() - t0) * 1000,
                         features)
 

@@ -40,6 +40,7 @@ from edgetui.assistant.index import Retriever
 from edgetui.assistant.intent import FILE as INTENT_FILE
 from edgetui.assistant.intent import INTENTS, IntentClassifier
 from edgetui.assistant.quotes import Quote, lead_supported, numbers, terms
+from edgetui.assistant.ranges import values
 from edgetui.assistant.semantic import SentenceVectors
 from edgetui.engine.base import Engine, EngineError, GenParams
 
@@ -56,10 +57,25 @@ _NEGATING = re.compile(r"\b(?:never|not|no longer|replaced|replaces|earlier|old|
 def _affirmed_numbers(sentence: str) -> set[str]:
     """Numbers and codes a sentence states outside clauses that negate or replace them."""
     out: set[str] = set()
-    for clause in re.split(r"[;:,]|\.\s", sentence):
+    for clause in _clauses(sentence):
         if not _NEGATING.search(clause):
             out |= numbers(clause)
     return out
+
+
+def _ambiguous(lead: str, sentence: str) -> bool:
+    """The lead states a quantity that the governing sentence gives alongside another of the same unit
+    ("48 hours … below 60 hours", "4 kits … falls to 2"): which one answers is reading the model cannot be
+    trusted with, so the quote speaks alone."""
+    have = {(v, u) for clause in _clauses(sentence) if not _NEGATING.search(clause) for v, u in values(clause)}
+    for v, unit in values(lead):
+        if any(v == hv for hv, _ in have) and len({hv for hv, hu in have if hu == unit or not unit}) > 1:
+            return True
+    return False
+
+
+def _clauses(sentence: str) -> list[str]:
+    return re.split(r"[;:]|,\s|\.\s", sentence)  # "2,500" stays one number
 
 
 def _degenerate(lead: str) -> bool:
@@ -234,7 +250,7 @@ class Assistant:
         ev.features["off_topic"] = off_topic
         st["p_answerable"] = round(p := self.tuning.p_answerable(ev.features), 4)
         st["features"] = {k: round(v, 4) for k, v in ev.features.items()}
-        if not ev.quotes or p < self.tuning.abstain_below:
+        if not ev.quotes or p < self.tuning.abstain_below or ev.features["cos"] < self.tuning.cos_floor:
             return self._abstain(run, question, retrieved, sections, "no policy section answers the question")
         quotes = [Quote(q.section, q.unit.sentence, round(q.score, 4)) for q in ev.quotes]
         if self.mode == "quote" or not self.use_model:  # the quotes are final: show them before the model runs
@@ -370,6 +386,8 @@ class Assistant:
         if stated and not stated <= _affirmed_numbers(quotes[0].sentence):
             return ""  # a value the governing sentence does not state, or states only to negate or replace it
         if stated and stated <= numbers(question):  # "P-201 is a seal kit.": repeats the question, answers nothing
+            return ""
+        if _ambiguous(lead, quotes[0].sentence):
             return ""
         return lead
 

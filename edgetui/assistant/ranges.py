@@ -13,7 +13,7 @@ import math
 import re
 from dataclasses import dataclass
 
-_NUM = r"(\d+(?:\.\d+)?)"
+_NUM = r"(\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?)"
 _UNIT = r"\s*(%|°\s?c|mm/s|ppm|kw|kva|v|m|kg|hours?|minutes?|days?|drops)?"
 _CODE = re.compile(r"\b[a-z]{1,4}-?\d+\b", re.IGNORECASE)
 _PATTERNS = [
@@ -50,18 +50,22 @@ def intervals(text: str) -> list[Interval]:
         for m in pat.finditer(text):
             if kind == "between":
                 a, ua, b, ub = m.groups()
-                out.append(Interval(float(a), float(b), _unit(ub or ua)))
+                out.append(Interval(_num(a), _num(b), _unit(ub or ua)))
             elif kind == "below":
-                out.append(Interval(-math.inf, float(m[1]), _unit(m[2])))
+                out.append(Interval(-math.inf, _num(m[1]), _unit(m[2])))
             else:
-                out.append(Interval(float(m[1]), math.inf, _unit(m[2])))
+                out.append(Interval(_num(m[1]), math.inf, _unit(m[2])))
     return out
 
 
 def values(text: str) -> list[tuple[float, str]]:
     """(value, unit) of every quantity a question states, asset-code digits left out."""
     clean = _CODE.sub(" ", text)
-    return [(float(m[1]), _unit(m[2])) for m in _VALUE.finditer(clean)]
+    return [(_num(m[1]), _unit(m[2])) for m in _VALUE.finditer(clean)]
+
+
+def _num(text: str) -> float:
+    return float(text.replace(",", ""))
 
 
 def holds_any(sentence_intervals: list[Interval], question_values: list[tuple[float, str]]) -> bool:
