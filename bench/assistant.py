@@ -90,21 +90,21 @@ def summarize(rows: list[dict]) -> dict:
            "abstain_precision": round(tp / (tp + fp), 4) if tp + fp else None,
            "abstain_recall": round(tp / (tp + fn), 4) if tp + fn else None,
            "recall_at_3": round(found / total, 4) if total else None,
-           "retrieval_ms_p50": round(percentile(lat, 0.5), 3) if lat else None,
-           "retrieval_ms_p95": round(percentile(lat, 0.95), 3) if lat else None,
+           "retrieval_ms_p50": round(percentile(lat, 50), 3) if lat else None,
+           "retrieval_ms_p95": round(percentile(lat, 95), 3) if lat else None,
            "leads_shown": round(sum(bool(r["lead"]) for r in answered) / len(answered), 4) if answered else None,
            "wrong_leads": sum("lead" in r["failed"] for r in rows),
            "rows": rows}
     shown = [r["stats"] for r in rows if r["stats"].get("first_token_ms") is not None and not r["abstained"]]
     if gen and shown:
-        out["first_ms_p50"] = round(percentile([s["first_token_ms"] for s in shown], 0.5), 1)
-        out["first_ms_p95"] = round(percentile([s["first_token_ms"] for s in shown], 0.95), 1)
-        out["answer_ms_p50"] = round(percentile([s["answer_ms"] for s in shown], 0.5), 1)
-        out["answer_ms_p95"] = round(percentile([s["answer_ms"] for s in shown], 0.95), 1)
+        out["first_ms_p50"] = round(percentile([s["first_token_ms"] for s in shown], 50), 1)
+        out["first_ms_p95"] = round(percentile([s["first_token_ms"] for s in shown], 95), 1)
+        out["answer_ms_p50"] = round(percentile([s["answer_ms"] for s in shown], 50), 1)
+        out["answer_ms_p95"] = round(percentile([s["answer_ms"] for s in shown], 95), 1)
     if gen:
-        out["ttft_ms_p50"] = round(percentile([s["ttft_ms"] for s in gen], 0.5), 1)
-        out["ttft_ms_p95"] = round(percentile([s["ttft_ms"] for s in gen], 0.95), 1)
-        out["decode_tps_p50"] = round(percentile([s["decode_tps"] or 0 for s in gen], 0.5), 1)
+        out["ttft_ms_p50"] = round(percentile([s["ttft_ms"] for s in gen], 50), 1)
+        out["ttft_ms_p95"] = round(percentile([s["ttft_ms"] for s in gen], 95), 1)
+        out["decode_tps_p50"] = round(percentile([s["decode_tps"] or 0 for s in gen], 50), 1)
     return out
 
 

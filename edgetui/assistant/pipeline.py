@@ -36,7 +36,7 @@ from edgetui.assistant import gate as gate_rules
 from edgetui.assistant import prompt as P
 from edgetui.assistant.corpus import Section
 from edgetui.assistant.hybrid import HybridRetriever, Tuning
-from edgetui.assistant.index import Retriever
+from edgetui.assistant.index import Retriever, clauses
 from edgetui.assistant.intent import FILE as INTENT_FILE
 from edgetui.assistant.intent import INTENTS, IntentClassifier
 from edgetui.assistant.quotes import Quote, lead_supported, numbers, terms
@@ -197,7 +197,9 @@ class Assistant:
         text never reaches retrieval or the prompt as an instruction; what is left is looked up."""
         text = P.clean_text(question)
         segs = segments(text) or [text]
-        probs = self.intent.probs(self.hybrid.vectors.embed(segs + [text]))
+        parts = clauses(text)  # embedded in the same batch: retrieval asks for them next
+        vecs = self.hybrid.vectors.embed(segs + [text] + (parts if len(parts) >= 2 else []))
+        probs = self.intent.probs(vecs[: len(segs) + 1])
         whole, parts = probs[-1], probs[:-1]
         t, names = self.tuning, INTENTS
         inj = names.index("instructions")

@@ -35,6 +35,7 @@ META = f"{DIR}/embeddings.json"
 ONNX = f"{DIR}/encoder.onnx"
 TOKENIZER = f"{DIR}/tokenizer.json"
 TEXT_FORMAT = "title: sentence"
+RECENT = 64  # texts whose vectors SentenceVectors keeps
 
 
 class EmbeddingsError(Exception):
@@ -106,6 +107,7 @@ class SentenceVectors:
         self.matrix = matrix[: len(units)]
         self.section_matrix = matrix[len(units):]
         self.encoder = encoder
+        self._recent: dict[str, np.ndarray] = {}  # insertion-ordered: the oldest goes first
 
     @classmethod
     def open(cls, bundle_dir: Path, sections: list[Section]) -> SentenceVectors:
@@ -122,7 +124,15 @@ class SentenceVectors:
         return cls(units, matrix, enc)
 
     def embed(self, texts: list[str]) -> np.ndarray:
-        return self.encoder.embed(texts)
+        """Unit vectors of the texts. The last few texts' vectors are kept: the intent gate and retrieval
+        embed the same question (and its parts), and the encoder is most of a question's cost."""
+        missing = [t for t in dict.fromkeys(texts) if t not in self._recent]
+        if missing:
+            for t, v in zip(missing, self.encoder.embed(missing), strict=True):
+                self._recent[t] = v
+            while len(self._recent) > RECENT:
+                self._recent.pop(next(iter(self._recent)))
+        return np.stack([self._recent[t] for t in texts]) if texts else np.zeros((0, DIM), np.float32)
 
     def cosines(self, vectors: np.ndarray) -> np.ndarray:
         """[len(vectors), units] cosine similarities (rows are unit-norm)."""
