@@ -13,6 +13,8 @@ from pathlib import Path
 from edgetui.config import REPO_ROOT, Paths, load_settings, paths
 from edgetui.ota.bundle import Bundle
 from edgetui.ota.errors import Refused
+from edgetui.ota.keys import Keyring
+from edgetui.ota.manifest import Manifest
 from edgetui.ota.recipe import build, load_recipe
 from edgetui.ota.store import Store, StoreError
 
@@ -37,9 +39,10 @@ def ensure_default_bundle(p: Paths | None = None) -> Bundle:
         staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=p.store))
         try:
             try:
-                build(recipe_dir, staging / "b")
+                m = build(recipe_dir, staging / "b")
             except Refused as e:  # the store stays as it was: nothing active, nothing half-built
                 raise StoreError(f"the default bundle could not be built: {e}") from e
+            sign_with_device_key(p, m).save(staging / "b" / "manifest.json")
             target.parent.mkdir(parents=True, exist_ok=True)
             if target.exists():
                 shutil.rmtree(target)
@@ -49,6 +52,14 @@ def ensure_default_bundle(p: Paths | None = None) -> Bundle:
     st.set_active(name, version)
     _record_default_install(p, name, version)
     return st.active()
+
+
+def sign_with_device_key(p: Paths, m: Manifest) -> Manifest:
+    """The first-run bundle signed like every other installed bundle (POL-15 §5: bundles are installed only
+    when signed and verified): by this device's key, created and trusted on first use."""
+    keys = Keyring(p.keys)
+    kid = keys.private_keys()[-1] if keys.private_keys() else keys.keygen(trust=True)
+    return keys.sign(m, kid)
 
 
 def _record_default_install(p: Paths, name: str, version: str) -> None:

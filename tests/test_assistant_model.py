@@ -101,6 +101,8 @@ def test_cli_bad_input_is_a_clear_message(use_bundle_home):
     from edgetui.cli import app
 
     r = CliRunner().invoke(app, ["ask", "x" * 20_000])
-    assert r.exit_code == 0 and "too long" in r.stdout
+    assert r.exit_code == 2 and "20000 characters, over the 600-character limit" in r.output
+    r = CliRunner().invoke(app, ["ask", ""])
+    assert r.exit_code == 2 and "the question is empty" in r.output and r.output.count("\n") == 1
     r = CliRunner().invoke(app, ["ask", "hi", "--mode", "poetry"])
     assert r.exit_code == 2

@@ -62,6 +62,14 @@ def test_signed_bundle_installs_activates_rolls_back_and_both_verify(device):
     assert again["active"] == "field-policy@1.1.0"
 
 
+def test_the_first_run_bundle_is_signed_by_a_device_key_trusted_on_first_run(device):
+    root, home, kid = device
+    rows = {r["ref"]: r for r in ok_json(cli(home, "list", "--json"))}
+    first = rows["field-policy@1.0.0"]
+    assert first["signer"] and first["signer"] != kid and not first["unsigned"]  # the device key, made first
+    assert ok_json(cli(home, "verify", "field-policy@1.0.0", "--json"))["signer"] == first["signer"]
+
+
 def test_exit_codes_bad_input_2_refused_1(device, tmp_path):
     root, home, _ = device
     r = cli(home, "install", str(tmp_path / "missing.tar"))

@@ -11,6 +11,7 @@ from ota_fixtures import (
     failing_smoke,
     make_bundle_dir,
     make_ota,
+    store_snapshot,
     tar_of,
 )
 
@@ -173,6 +174,20 @@ def test_a_retried_install_of_the_same_bundle_is_a_no_op(dev):
     dev.ota.install(t, activate=True)
     out = dev.ota.install(t, activate=True)
     assert out.ok and "already installed" in out.message and "already active" in out.message
+
+
+def test_a_copy_of_an_installed_version_with_a_flipped_byte_is_refused_not_a_no_op(dev, tmp_path):
+    src = make_bundle_dir(tmp_path / "flip", version="1.1.0", keyring=dev.kr)
+    dev.ota.install(tar_of(src), activate=True)
+    before = store_snapshot(dev.home)
+    model = src / "model" / "model.gguf"
+    data = bytearray(model.read_bytes())
+    data[100] ^= 0xFF
+    model.write_bytes(bytes(data))  # same signed manifest, other bytes
+    with pytest.raises(Refused, match=r"demo@1\.1\.0 is installed, but this copy is not the same bundle: "
+                                      r"model/model\.gguf: sha256 does not match"):
+        dev.ota.install(tar_of(src, tmp_path / "flipped.tar"), activate=True)
+    assert store_snapshot(dev.home) == before and dev.store.active_ref_str() == "demo@1.1.0"
 
 
 def test_sign_a_directory_and_an_archive_then_install_them(dev, tmp_path):

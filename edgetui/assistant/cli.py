@@ -20,6 +20,14 @@ from pathlib import Path
 
 import typer
 
+from edgetui.assistant import gate as gate_rules
+
+CLI_BAD_INPUT = {
+    "empty": "the question is empty: pass it in quotes, e.g. edgetui ask \"which seal kit fits P-201?\"",
+    "too_long": "the question is {n} characters, over the {limit}-character limit: ask about one thing at a time",
+    "unreadable": "the question is not readable text (binary data?): type it in plain words",
+}
+
 escalations_app = typer.Typer(no_args_is_help=True, help="The local escalation queue (questions the policies "
                                                            "don't answer), for a supervisor.")
 
@@ -57,6 +65,9 @@ def ask(
 
     if mode is not None and mode not in MODES:
         fail(f"--mode {mode!r} is not one of {', '.join(MODES)}")
+    bad = gate_rules.check(question)
+    if bad is not None and bad.rule in CLI_BAD_INPUT:  # the TUI answers these kindly; a script gets exit 2
+        fail(CLI_BAD_INPUT[bad.rule].format(n=len(question), limit=gate_rules.MAX_QUESTION_CHARS))
     try:
         bundle = active_bundle()
         engine = bundle.engine(engine_log())

@@ -10,6 +10,7 @@ manifest.json first, then the payload in manifest order, owner and times normali
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import os
 import tarfile
@@ -19,6 +20,7 @@ from typing import BinaryIO, Protocol
 
 from edgetui.ota.errors import BadInput
 from edgetui.ota.manifest import (
+    CHUNK,
     MANIFEST_NAME,
     MAX_MANIFEST_BYTES,
     Manifest,
@@ -214,3 +216,14 @@ def write_tar(out: Path, manifest: Manifest, payload_root: Path | None = None,
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+
+
+def payload_problem(src, m: Manifest) -> str | None:
+    """The first payload file whose bytes do not hash to the manifest's sha256, as one line; None when all do."""
+    for rel, fh in src.payload(m):
+        h = hashlib.sha256()
+        while chunk := fh.read(CHUNK):
+            h.update(chunk)
+        if h.hexdigest() != m.file(rel).sha256:
+            return f"{rel}: sha256 does not match the manifest"
+    return None

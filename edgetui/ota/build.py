@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 from edgetui.config import Paths
-from edgetui.ota.archive import DirSource, open_source, write_tar
+from edgetui.ota.archive import DirSource, open_source, payload_problem, write_tar
 from edgetui.ota.errors import BadInput
 from edgetui.ota.keys import Keyring
-from edgetui.ota.manifest import CHUNK, MANIFEST_NAME, Manifest, ManifestError
+from edgetui.ota.manifest import MANIFEST_NAME, Manifest, ManifestError
 from edgetui.ota.recipe import build
 from edgetui.ota.store import atomic_write
 
@@ -29,23 +28,13 @@ def build_archive(paths: Paths, recipe_dir: Path, out: Path, tmp: Path, version:
     return m
 
 
-def _payload_problem(src, m: Manifest) -> str | None:
-    for rel, fh in src.payload(m):
-        h = hashlib.sha256()
-        while chunk := fh.read(CHUNK):
-            h.update(chunk)
-        if h.hexdigest() != m.file(rel).sha256:
-            return f"{rel}: sha256 does not match the manifest"
-    return None
-
-
 def sign_bundle(paths: Paths, file: Path, key: str | None = None, out: Path | None = None) -> Manifest:
     """Sign a bundle after checking its payload against its manifest (we only vouch for what we read)."""
     src = open_source(file)
     try:
         m = Manifest.parse(src.manifest_bytes(), f"{src.label}: {MANIFEST_NAME}")
         src.check_members(m)
-        problem = _payload_problem(src, m)
+        problem = payload_problem(src, m)
         if problem:
             raise ManifestError(f"{src.label}: {problem}: refusing to sign it")
         signed = Keyring(paths.keys).sign(m, key)

@@ -17,7 +17,7 @@ from typing import BinaryIO
 from edgetui.assistant import payload as assistant_payload
 from edgetui.config import Paths, load_settings
 from edgetui.ota import history, install
-from edgetui.ota.archive import open_source
+from edgetui.ota.archive import open_source, payload_problem
 from edgetui.ota.bundle import Bundle
 from edgetui.ota.errors import Busy, Refused
 from edgetui.ota.keys import Keyring
@@ -137,6 +137,10 @@ class Ota:
             install.check_min_edgetui(m)
             st = self.store.state()
             reused = self._reuse_existing(m)
+            if reused:  # same manifest as the installed copy: its bytes must be the same too
+                src.check_members(m)
+                if problem := payload_problem(src, m):
+                    raise Refused(f"{m.ref} is installed, but this copy is not the same bundle: {problem}")
             if not reused:
                 install.check_not_downgrade(m, st)
                 src.check_members(m)
