@@ -359,6 +359,8 @@ def test_invalid_output_is_retried_once_then_quotes_without_a_lead(bare):
     ("how long can a pump with a drip leak keep running", "1. 1. 1. 1.", False),  # degenerate
     ("fuel level in the bulk tank for the generator", "At least 60 hours.", False),  # 48 h and 60 h: ambiguous
     ("Which seal kit fits P-305?", "P-305 uses a kit.", False),  # repeats the question's value only
+    ("Seal kit for P-205?", "No.", False),  # a yes/no lead to a question that is not yes/no
+    ("can I use an oxy torch to warm a bearing before fitting it", "No.", True),
 ])
 def test_a_lead_is_shown_only_when_the_governing_quote_affirms_it(bare, question, lead, shown):
     ans = with_engine(bare, ScriptedEngine(lead)).ask(question)

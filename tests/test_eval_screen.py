@@ -213,7 +213,6 @@ def test_snapshot_failed_case_view_at_80x24(ctx, stored, snap_compare):
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 async def test_real_assistant_run_from_the_r_key_then_a_case_opens(ctx, tmp_path, monkeypatch):
-    pytest.importorskip("edgetui.assistant.pipeline")
     from edgetui.evals import golden as golden_mod
 
     d = tmp_path / "golden" / "field-policy"

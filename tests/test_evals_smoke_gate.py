@@ -20,7 +20,6 @@ pytestmark = [pytest.mark.model, pytest.mark.slow]
 @pytest.fixture(scope="module")
 def two_versions(tmp_path_factory):
     """A data dir with field-policy 1.0.0 and 1.0.1 installed (same model, template and corpus)."""
-    pytest.importorskip("edgetui.assistant.pipeline")
     p = Paths(tmp_path_factory.mktemp("smokehome")).ensure()
     out = []
     recipe = quality_only_recipe(p.home, "recipe")  # latency bars off: see tests/recipes.py

@@ -37,7 +37,6 @@ pytestmark = [pytest.mark.model, pytest.mark.slow]
 
 @pytest.fixture(scope="module")
 def device(tmp_path_factory):
-    pytest.importorskip("edgetui.assistant.pipeline")
     root = tmp_path_factory.mktemp("ota-gate")
     home = Paths(root / "home").ensure()
     ensure_default_bundle(home)

@@ -78,6 +78,18 @@ def _clauses(sentence: str) -> list[str]:
     return re.split(r"[;:]|,\s|\.\s", sentence)  # "2,500" stays one number
 
 
+_YES_NO = re.compile(r"^\s*(?:yes|no)\b", re.IGNORECASE)
+_AUX = re.compile(r"^(?:can|could|may|might|must|shall|should|will|would|is|are|am|was|were|do|does|did|have|has|"
+                  r"ok(?:ay)? to|is it ok)\b", re.IGNORECASE)
+
+
+def _is_yes_no(question: str) -> bool:
+    """A question answered by yes or no: one of its clauses opens with an auxiliary verb ("can i shelve …")."""
+    if re.search(r"\b(?:ok|okay|alright|allowed|fine) to\b", question, re.IGNORECASE):
+        return True
+    return any(_AUX.match(part.strip()) for part in re.split(r"[.?!;:,]|\band\b|\bor\b", question))
+
+
 def _degenerate(lead: str) -> bool:
     """Output no technician should see: no word of two letters or more ("-", "1."), or one token three
     times or more ("1. 1. 1. 1.")."""
@@ -265,13 +277,13 @@ class Assistant:
         # 3. the model's lead (or its own quotes / free text), validated; one retry with tighter constraints
         prompt = P.render(self.template, self._shown_sections(sections, quotes), query)
         if cancel is not None and cancel.is_set():
-            return self._cancelled(run, question, retrieved, "")
+            return self._cancelled(run, question, retrieved)
         for attempt in (1, 2):
             st["attempts"] = attempt
-            grammar, stop = self._grammar(sections, tight=attempt == 2)
+            grammar, stop = P.grammar_for(self.mode, sections, attempt == 2)
             text, cancelled = self._generate(run, prompt, grammar, stop, on_token if attempt == 1 else None, cancel)
             if cancelled:
-                return self._cancelled(run, question, retrieved, text)
+                return self._cancelled(run, question, retrieved)
             result = self._validate(query, text, sections, quotes)
             if result is not None:
                 lead, chosen, body, model_abstained = result
@@ -293,9 +305,6 @@ class Assistant:
         return [replace(self.sections[sid], sentences=tuple(sents)) for sid, sents in by_id.items()]
 
     # -- generation ----------------------------------------------------------------------------
-    def _grammar(self, sections: list[Section], tight: bool) -> tuple[str, tuple[str, ...]]:
-        return P.grammar_for(self.mode, sections, tight)
-
     def _generate(self, run: _Run, prompt: str, grammar: str, stop, on_token, cancel) -> tuple[str, bool]:
         params = GenParams(max_tokens=self.params.max_tokens, temperature=self.params.temperature,
                            seed=self.params.seed, stop=tuple(stop), grammar=grammar)
@@ -382,8 +391,8 @@ class Assistant:
         extra = {t for t in terms(lead) if not t.isdigit()} - allowed - {"yes", "no"}
         if extra:
             return ""
-        if _degenerate(lead):
-            return ""
+        if _degenerate(lead) or (_YES_NO.match(lead) and not _is_yes_no(question)):
+            return ""  # "No." to "Seal kit for P-205?" answers a question nobody asked
         stated = numbers(lead)
         if stated and not stated <= _affirmed_numbers(quotes[0].sentence):
             return ""  # a value the governing sentence does not state, or states only to negate or replace it
@@ -415,7 +424,7 @@ class Assistant:
             text += f"\nClosest sections: {closest}."
         return self._finish(run, question, text, abstained=True, retrieved=retrieved, escalate=True, reason=reason)
 
-    def _cancelled(self, run: _Run, question: str, retrieved, partial: str) -> Answer:
+    def _cancelled(self, run: _Run, question: str, retrieved) -> Answer:
         return self._finish(run, question, "(cancelled)", retrieved=retrieved, reason="cancelled", cancelled=True)
 
     def _finish(self, run: _Run, question: str, text: str, *, citations=(), abstained=False, confidential=False,
