@@ -21,6 +21,7 @@ since they depend on the corpus.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import time
@@ -117,6 +118,8 @@ class HybridRetriever:
         self.known_codes = frozenset().union(*self.unit_codes) | frozenset(lexical.codes)
         self.prefixes = frozenset(re.match(r"[a-z]+", c)[0] for c in self.known_codes if re.match(r"[a-z]+\d", c))
         self.section_of = [u.section.id for u in vectors.units]
+        # a question's query plan (typo repair included) is read by BM25 and by the unknown-word share
+        self._plan = functools.lru_cache(maxsize=256)(lexical.plan)
         sec_index = {s.id: i for i, s in enumerate(vectors.sections)}
         self.unit_section = np.array([sec_index[i] for i in self.section_of])
         self.unit_intervals = [intervals(u.sentence) for u in vectors.units]
@@ -131,8 +134,7 @@ class HybridRetriever:
         self.idf_unknown = math.log(1 + n)
 
     def _bm25(self, text: str) -> dict[str, float]:
-        plan = self.lexical.plan(text)
-        return {self.lexical.by_rowid[r].id: s for r, s in self.lexical._rank(plan.fts)}
+        return self.lexical.section_scores(self._plan(text))
 
     def unit_scores(self, text: str, vector: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """The fused score of every sentence for one question (or question part), and its parts."""
@@ -166,13 +168,13 @@ class HybridRetriever:
         out = []
         for m in re.finditer(r"(?<![.!?:]\s)(?<!^)\b([A-Z][a-z]{2,})\b", text.strip()):
             w = m[1].lower()
-            if w not in STOPWORDS and w not in self.lexical.vocab and not self.lexical._matches(w):
+            if w not in STOPWORDS and not self.lexical.uses(w):
                 out.append(m[1])
         return tuple(dict.fromkeys(out))
 
     def unknown_share(self, text: str) -> float:
         """Share of the question's content words that no policy uses, even after typo repair."""
-        plan = self.lexical.plan(text)
+        plan = self._plan(text)
         words = [g[0] for g in plan.terms if not g[0].isdigit() and len(g[0]) > 2 and g[0] not in STOPWORDS]
         unknown = [w for w in plan.unknown if not w.isdigit() and len(w) > 2]
         return len(unknown) / len(words) if words else 0.0

@@ -313,6 +313,14 @@ class Retriever:
             return []
         return [(rowid, round(-r, 4)) for rowid, r in rows]
 
+    def section_scores(self, plan: QueryPlan) -> dict[str, float]:
+        """Every section the plan matches, citation id -> -bm25 (higher is better)."""
+        return {self.by_rowid[rowid].id: score for rowid, score in self._rank(plan.fts)}
+
+    def uses(self, word: str) -> bool:
+        """Does the corpus use this word as written (no typo repair): vocabulary or porter stem?"""
+        return word in self.vocab or self._matches(word)
+
     def search(self, question: str, k: int = 3) -> tuple[list[Hit], QueryPlan, float]:
         """Top-k hits (best first), the query plan, and the time taken in ms.
 
