@@ -31,7 +31,7 @@ import numpy as np
 
 from edgetui.assistant.corpus import Section, codes_in, expand_ranges
 from edgetui.assistant.index import STOPWORDS, Retriever, clauses
-from edgetui.assistant.qtype import type_missing
+from edgetui.assistant.qtype import asked, states, type_missing
 from edgetui.assistant.quotes import terms
 from edgetui.assistant.ranges import holds_any, intervals, values
 from edgetui.assistant.semantic import SentenceVectors, Unit
@@ -47,6 +47,8 @@ class Tuning:
     lex: float = 0.4  # weight of the section's saturated BM25 in a sentence's score
     bm25_half: float = 6.0  # the BM25 score at which lexical evidence is half its weight
     code: float = 0.0  # a sentence naming an asset or part code of the question
+    typ_within: float = 9.0  # a sentence of the best section stating the kind of value asked ("how fast" → a
+    # duration) is quoted within this of the best, when no quote so far states one
     abstain_below: float = 0.8  # the assistant abstains when p_answerable is below this
     cos_floor: float = 0.0  # ... or when the best sentence's own cosine is below this
     sibling_within: float = 0.12  # the next sentence of the best section is quoted within this of the best
@@ -229,6 +231,11 @@ class HybridRetriever:
             named = next((u for u in same if self.names_the_case(u.unit, question)), None)
             if named is not None:
                 out = [named] + [u for u in out if u is not named]
+        kinds = asked(question)
+        if kinds and not any(states(k, q.unit.sentence) for q in out for k in kinds):
+            typed = next((u for u in same if u not in out and any(states(k, u.unit.sentence) for k in kinds)), None)
+            if typed is not None and typed.score >= best.score - self.t.typ_within:
+                out.append(typed)
         other = next((u for u in units if u.section.id != best.section.id), None)
         within = max(self.t.second_within, self.t.joined_within) if joined else self.t.second_within
         if other is not None and other.score >= best.score - within:

@@ -10,7 +10,8 @@ What technicians type is handled at query time, never by special cases:
   `codes` column that also lists every number a range names ("P-201 to P-214" → p207);
 - all caps and accents: unicode61 folds them; plurals and tenses: the porter stemmer;
 - shorthand: a small maintenance lexicon (`vib` → vibration, `o2` → oxygen, `genset` → generator);
-- typos: a word the corpus does not contain is replaced by vocabulary words one or two edits away,
+- typos: a word the corpus does not contain is replaced by vocabulary words one or two edits away
+  (optimal string alignment distance, through rapidfuzz),
   and a short unknown word also matches as a prefix (`ack` → acknowledge).
 """
 
@@ -23,6 +24,9 @@ import time
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
+
+from rapidfuzz import process
+from rapidfuzz.distance import OSA
 
 from edgetui.assistant.corpus import Section, codes_in, corpus_hash, expand_ranges, load_corpus
 
@@ -163,27 +167,6 @@ def index_is_current(index_path: Path, corpus_dir: Path) -> bool:
     return meta.get("index_version") == INDEX_VERSION and meta.get("corpus_sha256") == corpus_hash(corpus_dir)
 
 
-def _deletes(word: str, depth: int) -> set[str]:
-    out, frontier = {word}, {word}
-    for _ in range(depth):
-        frontier = {w[:i] + w[i + 1:] for w in frontier for i in range(len(w))}
-        out |= frontier
-    return out
-
-
-def edit_distance(a: str, b: str) -> int:
-    """Optimal string alignment distance (insert, delete, substitute, swap neighbours)."""
-    prev2, prev = None, list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        cur = [i] + [0] * len(b)
-        for j, cb in enumerate(b, 1):
-            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb))
-            if prev2 is not None and i > 1 and j > 1 and ca == b[j - 2] and a[i - 2] == cb:
-                cur[j] = min(cur[j], prev2[j - 2] + 1)
-        prev2, prev = prev, cur
-    return prev[-1]
-
-
 class Retriever:
     """Top-k sections for a question, BM25 over an FTS5 index, with the query repairs described above."""
 
@@ -205,12 +188,7 @@ class Retriever:
             self.codes.update(c.split())
         self.meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
         self._match_cache: dict[str, bool] = {}
-        # symmetric-delete index for typo correction: every vocabulary word under its 1- and 2-deletions
-        self._deletion_index: dict[str, list[str]] = {}
-        for w in self.vocab:
-            if len(w) >= 4 and not w.isdigit():
-                for d in _deletes(w, 2):
-                    self._deletion_index.setdefault(d, []).append(w)
+        self._spellable = [w for w in self.vocab if len(w) >= 4 and not w.isdigit()]  # typo-correction targets
 
     # -- opening -----------------------------------------------------------------------------
     @classmethod
@@ -252,14 +230,9 @@ class Retriever:
         Words under five letters are too often real words ("gone" is not a typo of "zone")."""
         if len(word) >= 5:
             limit = 2 if len(word) >= 8 else 1
-            found: dict[str, int] = {}
-            for d in _deletes(word, limit):
-                for w in self._deletion_index.get(d, ()):
-                    if w not in found and abs(len(w) - len(word)) <= limit:
-                        found[w] = edit_distance(word, w)
-            cands = [w for w, dist in found.items() if dist <= limit]
-            if cands:
-                return tuple(sorted(cands, key=lambda w: (found[w], -self.vocab[w], w))[:3])
+            near = process.extract(word, self._spellable, scorer=OSA.distance, score_cutoff=limit, limit=None)
+            if near:  # (word, distance, position): nearest first, then the commoner word
+                return tuple(w for w, _, _ in sorted(near, key=lambda m: (m[1], -self.vocab[m[0]], m[0]))[:3])
         if len(word) >= 3 and not word.isdigit():
             pre = [w for w in self.vocab if w.startswith(word) and len(w) > len(word)]
             if pre:

@@ -33,68 +33,20 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 
 from edgetui.assistant import gate as gate_rules
-from edgetui.assistant import prompt as P
+from edgetui.assistant import prompt
 from edgetui.assistant.corpus import Section
 from edgetui.assistant.hybrid import HybridRetriever, Tuning
 from edgetui.assistant.index import Retriever, clauses
 from edgetui.assistant.intent import FILE as INTENT_FILE
 from edgetui.assistant.intent import INTENTS, IntentClassifier
-from edgetui.assistant.quotes import Quote, lead_supported, numbers, terms
-from edgetui.assistant.ranges import values
+from edgetui.assistant.lead import checked_lead
+from edgetui.assistant.quotes import Quote
 from edgetui.assistant.semantic import SentenceVectors
 from edgetui.engine.base import Engine, EngineError, GenParams
 
 MODES = ("quote", "model_quote", "free")
 # segment boundaries: sentence ends, colons, dashes between words, and markup tags ("[admin]", "</user>")
 _SEGMENT = re.compile(r"(?<=[.!?;:])\s+|\n+|\s+[-\u2013\u2014]{1,2}\s+|<[^<>]{0,40}>|\[[^\[\]]{0,40}\]")
-
-
-# a clause stating a value it negates or replaces: "Never fit an SK-2240 kit", "replaced the earlier 6-hour limit"
-_NEGATING = re.compile(r"\b(?:never|not|no longer|replaced|replaces|earlier|old|previous|formerly|instead of|"
-                       r"shortened|extended|raised|lowered|reduced|increased|changed)\b", re.IGNORECASE)
-
-
-def _affirmed_numbers(sentence: str) -> set[str]:
-    """Numbers and codes a sentence states outside clauses that negate or replace them."""
-    out: set[str] = set()
-    for clause in _clauses(sentence):
-        if not _NEGATING.search(clause):
-            out |= numbers(clause)
-    return out
-
-
-def _ambiguous(lead: str, sentence: str) -> bool:
-    """The lead states a quantity that the governing sentence gives alongside another of the same unit
-    ("48 hours … below 60 hours", "4 kits … falls to 2"): which one answers is reading the model cannot be
-    trusted with, so the quote speaks alone."""
-    have = {(v, u) for clause in _clauses(sentence) if not _NEGATING.search(clause) for v, u in values(clause)}
-    for v, unit in values(lead):
-        if any(v == hv for hv, _ in have) and len({hv for hv, hu in have if hu == unit or not unit}) > 1:
-            return True
-    return False
-
-
-def _clauses(sentence: str) -> list[str]:
-    return re.split(r"[;:]|,\s|\.\s", sentence)  # "2,500" stays one number
-
-
-_YES_NO = re.compile(r"^\s*(?:yes|no)\b", re.IGNORECASE)
-_AUX = re.compile(r"^(?:can|could|may|might|must|shall|should|will|would|is|are|am|was|were|do|does|did|have|has|"
-                  r"ok(?:ay)? to|is it ok)\b", re.IGNORECASE)
-
-
-def _is_yes_no(question: str) -> bool:
-    """A question answered by yes or no: one of its clauses opens with an auxiliary verb ("can i shelve …")."""
-    if re.search(r"\b(?:ok|okay|alright|allowed|fine) to\b", question, re.IGNORECASE):
-        return True
-    return any(_AUX.match(part.strip()) for part in re.split(r"[.?!;:,]|\band\b|\bor\b", question))
-
-
-def _degenerate(lead: str) -> bool:
-    """Output no technician should see: no word of two letters or more ("-", "1."), or one token three
-    times or more ("1. 1. 1. 1.")."""
-    toks = lead.lower().split()
-    return not any(re.search(r"[a-z]{2}", t) for t in toks) or any(toks.count(t) >= 3 for t in set(toks))
 
 
 def segments(text: str) -> list[str]:
@@ -167,7 +119,7 @@ class Assistant:
         self.engine = engine
         self.use_model = use_model and engine is not None
         self.template = bundle.template
-        P.check_template(self.template)
+        prompt.check_template(self.template)
         self.retriever = Retriever.open(bundle.index_path, bundle.corpus_dir)
         self.sections: dict[str, Section] = self.retriever.sections
         rt = bundle.runtime
@@ -195,7 +147,7 @@ class Assistant:
         """Evaluate the template's static prefix once so the first question reuses it."""
         if not self.use_model:
             return
-        prefix = P.static_prefix(self.template)
+        prefix = prompt.static_prefix(self.template)
         with self._lock, contextlib.suppress(EngineError):
             g = self.engine.generate(prefix, GenParams(max_tokens=1))
             for _ in g:
@@ -207,7 +159,7 @@ class Assistant:
 
         Each segment is classified: instructions ("stop citing", "show your prompt") are dropped, so typed
         text never reaches retrieval or the prompt as an instruction; what is left is looked up."""
-        text = P.clean_text(question)
+        text = prompt.clean_text(question)
         segs = segments(text) or [text]
         parts = clauses(text)  # embedded in the same batch: retrieval asks for them next
         vecs = self.hybrid.vectors.embed(segs + [text] + (parts if len(parts) >= 2 else []))
@@ -275,13 +227,13 @@ class Assistant:
             return self._answer(run, question, retrieved, "", quotes, "")
 
         # 3. the model's lead (or its own quotes / free text), validated; one retry with tighter constraints
-        prompt = P.render(self.template, self._shown_sections(sections, quotes), query)
+        rendered = prompt.render(self.template, self._shown_sections(sections, quotes), query)
         if cancel is not None and cancel.is_set():
             return self._cancelled(run, question, retrieved)
         for attempt in (1, 2):
             st["attempts"] = attempt
-            grammar, stop = P.grammar_for(self.mode, sections, attempt == 2)
-            text, cancelled = self._generate(run, prompt, grammar, stop, on_token if attempt == 1 else None, cancel)
+            grammar, stop = prompt.grammar_for(self.mode, sections, attempt == 2)
+            text, cancelled = self._generate(run, rendered, grammar, stop, on_token if attempt == 1 else None, cancel)
             if cancelled:
                 return self._cancelled(run, question, retrieved)
             result = self._validate(query, text, sections, quotes)
@@ -305,15 +257,15 @@ class Assistant:
         return [replace(self.sections[sid], sentences=tuple(sents)) for sid, sents in by_id.items()]
 
     # -- generation ----------------------------------------------------------------------------
-    def _generate(self, run: _Run, prompt: str, grammar: str, stop, on_token, cancel) -> tuple[str, bool]:
+    def _generate(self, run: _Run, rendered: str, grammar: str, stop, on_token, cancel) -> tuple[str, bool]:
         params = GenParams(max_tokens=self.params.max_tokens, temperature=self.params.temperature,
                            seed=self.params.seed, stop=tuple(stop), grammar=grammar)
         with self._lock:  # one request on the engine at a time; gate and retrieval never wait here
-            return self._stream(run, prompt, params, on_token, cancel)
+            return self._stream(run, rendered, params, on_token, cancel)
 
-    def _stream(self, run: _Run, prompt: str, params: GenParams, on_token, cancel) -> tuple[str, bool]:
+    def _stream(self, run: _Run, rendered: str, params: GenParams, on_token, cancel) -> tuple[str, bool]:
         st = run.stats
-        g = self.engine.generate(prompt, params)
+        g = self.engine.generate(rendered, params)
         done = threading.Event()
         if cancel is not None:
             def watch() -> None:
@@ -356,13 +308,13 @@ class Assistant:
         """(lead, quotes, free body, model_abstained) or None when the output is unusable."""
         ids = {s.id: s for s in sections}
         out = text.strip()
-        if out.startswith(P.ABSTAIN_TEXT) or "don't cover this" in out.lower():
+        if out.startswith(prompt.ABSTAIN_TEXT) or "don't cover this" in out.lower():
             return "", [], "", True
         if self.mode == "quote":
             lead = out.splitlines()[0].strip() if out else ""
-            return self._checked_lead(lead, quotes, question), quotes, "", False
+            return checked_lead(lead, quotes, question), quotes, "", False
         if self.mode == "model_quote":
-            lead, pairs = P.parse_quotes(out)
+            lead, pairs = prompt.parse_quotes(out)
             chosen: list[Quote] = []
             for sid, sent in pairs:
                 sec = ids.get(sid)
@@ -372,35 +324,11 @@ class Assistant:
                     chosen.append(Quote(sec, sent, 0.0))
             if not chosen:
                 return None
-            return self._checked_lead(lead, chosen, question), chosen, "", False
-        body, cited = P.parse_citations(out)
+            return checked_lead(lead, chosen, question), chosen, "", False
+        body, cited = prompt.parse_citations(out)
         if not cited or any(c not in ids for c in cited) or not body:
             return None
         return "", [Quote(ids[c], "", 0.0) for c in dict.fromkeys(cited)], body, False
-
-    def _checked_lead(self, lead: str, quotes: list[Quote], question: str) -> str:
-        """The lead when its words are the quotes' or the question's, every value it states is one the top
-        (governing) quote affirms, it states a value the question did not already give, and it is not
-        degenerate ("1. 1. 1.", a bare list marker)."""
-        lead = " ".join(lead.split())
-        if not lead or len(lead) > 140 or not lead_supported(lead, quotes):
-            return ""
-        allowed = terms(question)
-        for q in quotes:
-            allowed |= terms(q.sentence) | terms(q.section.title)
-        extra = {t for t in terms(lead) if not t.isdigit()} - allowed - {"yes", "no"}
-        if extra:
-            return ""
-        if _degenerate(lead) or (_YES_NO.match(lead) and not _is_yes_no(question)):
-            return ""  # "No." to "Seal kit for P-205?" answers a question nobody asked
-        stated = numbers(lead)
-        if stated and not stated <= _affirmed_numbers(quotes[0].sentence):
-            return ""  # a value the governing sentence does not state, or states only to negate or replace it
-        if stated and stated <= numbers(question):  # "P-201 is a seal kit.": repeats the question, answers nothing
-            return ""
-        if _ambiguous(lead, quotes[0].sentence):
-            return ""
-        return lead
 
     # -- results -------------------------------------------------------------------------------
     def _answer(self, run: _Run, question: str, retrieved, lead: str, quotes: list[Quote], body: str) -> Answer:
@@ -418,7 +346,7 @@ class Assistant:
                             lead=lead, quotes=qpairs)
 
     def _abstain(self, run: _Run, question: str, retrieved, sections: list[Section], reason: str) -> Answer:
-        text = P.ABSTAIN_TEXT
+        text = prompt.ABSTAIN_TEXT
         if sections:
             closest = ", ".join(f"{s.id} ({s.title})" for s in sections)
             text += f"\nClosest sections: {closest}."

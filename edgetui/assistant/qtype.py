@@ -28,6 +28,9 @@ TYPES: dict[str, tuple[re.Pattern, re.Pattern]] = {
     "torque": (re.compile(r"\btorque\b", _I), re.compile(r"\b\d+\s?N\s?m\b", _I)),
     "temperature": (re.compile(r"\btemperature\b|\bhow hot\b", _I), re.compile(r"°\s?C|\bdegrees\b", _I)),
     "distance": (re.compile(r"\bhow far\b|\bdistance\b|\bhow close\b", _I), re.compile(r"\b\d+(?:\.\d+)?\s?m\b", _I)),
+    "count": (re.compile(r"\bhow many\b(?!\s+(?:hours|minutes|days|weeks|months|years)\b)|\bnumber of\b", _I),
+              re.compile(r"(?<![\w-])\d+(?![\w-])|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|twelve|twice|single|both)\b",
+                         _I)),
 }
 
 
@@ -36,9 +39,14 @@ def asked(question: str) -> list[str]:
     return [name for name, (q, _) in TYPES.items() if q.search(question)]
 
 
+def states(kind: str, sentence: str) -> bool:
+    """Does the sentence state a value of this kind?"""
+    return bool(TYPES[kind][1].search(sentence))
+
+
 def type_missing(question: str, sentences: list[str]) -> float:
     """1.0 when the question asks for a kind of value that none of the sentences states, else 0.0."""
-    kinds = asked(question)
+    kinds = [k for k in asked(question) if k != "count"]  # "how many" is met by any number: no evidence
     if not kinds:
         return 0.0
     text = " ".join(sentences)

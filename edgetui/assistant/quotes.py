@@ -4,7 +4,7 @@ A 135M model reads well enough to point at the answer (its lead line usually cop
 but paraphrases numbers and units wrongly. The sentences shown to the technician are chosen by retrieval
 (`hybrid.py`) before the model runs; the model's lead is kept only when every number and part number it
 states is in the quoted sentences, so a lead can never put a value on screen that the policy does not
-state. `terms` (crude stemming plus the shorthand lexicon) also says which words a lead may use.
+state. `terms` (Snowball stems plus the shorthand lexicon) also says which words a lead may use.
 """
 
 from __future__ import annotations
@@ -12,9 +12,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+import Stemmer
+
 from edgetui.assistant.corpus import Section, codes_in
 from edgetui.assistant.index import LEXICON, STOPWORDS
 
+_STEMMER = Stemmer.Stemmer("english")
 _TOKEN = re.compile(r"\d+(?:[.,]\d+)*|[a-z]+")
 _NUMBER = re.compile(r"(?<![\w.])\d+(?:[.,]\d+)*")
 # restatements a technician would not need spelled out; they never make a lead wrong
@@ -23,16 +26,8 @@ _NUMBER_WORDS = {"one": "1", "two": "2", "three": "3", "four": "4", "five": "5",
 
 
 def stem(word: str) -> str:
-    """A crude English stemmer: enough to meet plurals and tenses (calibrated ~ calibration)."""
-    w = word
-    for suf, rep in (("ations", "ate"), ("ation", "ate"), ("ies", "y"), ("ing", ""), ("ed", ""), ("es", ""),
-                     ("s", ""), ("ly", "")):
-        if w.endswith(suf) and len(w) - len(suf) >= 3:
-            w = w[: len(w) - len(suf)] + rep
-            break
-    if len(w) > 4 and w[-1] == w[-2] and w[-1] not in "aeiouls":
-        w = w[:-1]
-    return w.rstrip("e") if len(w) > 4 else w
+    """English Snowball stem (the family of FTS5's porter tokenizer): calibrated ~ calibration."""
+    return _STEMMER.stemWord(word)
 
 
 def terms(text: str) -> set[str]:

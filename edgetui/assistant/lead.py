@@ -1,0 +1,88 @@
+"""The model's one-line lead is shown only when it says what the governing sentence says.
+
+A 135M model copies values from the wrong sentence ("SK-2240" for a treated-water pump whose sentence says
+SK-3110), restates a revised value ("30 minutes", replaced by Revision 4) or degenerates ("1. 1. 1."). A lead
+survives only when its words are the quotes' or the question's, every value it states is one the top quote
+affirms (not one a clause negates or replaces), it adds a value the question did not give, it is not
+ambiguous between two values of one unit, and it is not degenerate. Otherwise the quotes speak alone.
+"""
+
+from __future__ import annotations
+
+import re
+
+from edgetui.assistant.quotes import Quote, lead_supported, numbers, terms
+from edgetui.assistant.ranges import values
+
+# a clause stating a value it negates or replaces: "Never fit an SK-2240 kit", "replaced the earlier 6-hour limit"
+_NEGATING = re.compile(r"\b(?:never|not|no longer|replaced|replaces|earlier|old|previous|formerly|instead of|"
+                       r"shortened|extended|raised|lowered|reduced|increased|changed)\b", re.IGNORECASE)
+
+
+def _affirmed_numbers(sentence: str) -> set[str]:
+    """Numbers and codes a sentence states outside clauses that negate or replace them."""
+    out: set[str] = set()
+    for clause in _clauses(sentence):
+        if not _NEGATING.search(clause):
+            out |= numbers(clause)
+    return out
+
+
+def _ambiguous(lead: str, sentence: str) -> bool:
+    """The lead states a quantity that the governing sentence gives alongside another of the same unit
+    ("48 hours … below 60 hours", "4 kits … falls to 2"): which one answers is reading the model cannot be
+    trusted with, so the quote speaks alone."""
+    have = {(v, u) for clause in _clauses(sentence) if not _NEGATING.search(clause) for v, u in values(clause)}
+    for v, unit in values(lead):
+        if any(v == hv for hv, _ in have) and len({hv for hv, hu in have if hu == unit or not unit}) > 1:
+            return True
+    return False
+
+
+def _clauses(sentence: str) -> list[str]:
+    return re.split(r"[;:]|,\s|\.\s", sentence)  # "2,500" stays one number
+
+
+_YES_NO = re.compile(r"^\s*(?:yes|no)\b", re.IGNORECASE)
+_AUX = re.compile(r"^(?:can|could|may|might|must|shall|should|will|would|is|are|am|was|were|do|does|did|have|has|"
+                  r"ok(?:ay)? to|is it ok)\b", re.IGNORECASE)
+
+
+def _is_yes_no(question: str) -> bool:
+    """A question answered by yes or no: one of its clauses opens with an auxiliary verb ("can i shelve …")."""
+    if re.search(r"\b(?:ok|okay|alright|allowed|fine) to\b", question, re.IGNORECASE):
+        return True
+    return any(_AUX.match(part.strip()) for part in re.split(r"[.?!;:,]|\band\b|\bor\b", question))
+
+
+def _degenerate(lead: str) -> bool:
+    """Output no technician should see: no word of two letters or more ("-", "1."), or one token three
+    times or more ("1. 1. 1. 1.")."""
+    toks = lead.lower().split()
+    return not any(re.search(r"[a-z]{2}", t) for t in toks) or any(toks.count(t) >= 3 for t in set(toks))
+
+
+def checked_lead(lead: str, quotes: list[Quote], question: str) -> str:
+    """The lead when its words are the quotes' or the question's, every value it states is one the top
+    (governing) quote affirms, it states a value the question did not already give, and it is not
+    degenerate ("1. 1. 1.", a bare list marker)."""
+    lead = " ".join(lead.split())
+    if not lead or len(lead) > 140 or not lead_supported(lead, quotes):
+        return ""
+    allowed = terms(question)
+    for q in quotes:
+        allowed |= terms(q.sentence) | terms(q.section.title)
+    extra = {t for t in terms(lead) if not t.isdigit()} - allowed - {"yes", "no"}
+    if extra:
+        return ""
+    if _degenerate(lead) or (_YES_NO.match(lead) and not _is_yes_no(question)):
+        return ""  # "No." to "Seal kit for P-205?" answers a question nobody asked
+    stated = numbers(lead)
+    if stated and not stated <= _affirmed_numbers(quotes[0].sentence):
+        return ""  # a value the governing sentence does not state, or states only to negate or replace it
+    if stated and stated <= numbers(question):  # "P-201 is a seal kit.": repeats the question, answers nothing
+        return ""
+    if _ambiguous(lead, quotes[0].sentence):
+        return ""
+    return lead
+
