@@ -1,40 +1,43 @@
 """The `edgetui` command: a thin typer face over the core. No logic the TUI would also need.
 
-Exit codes everywhere: 0 ok, 1 a check or gate failed, 2 bad input (one line on stderr: problem + fix).
-Each part registers its own commands from `edgetui/<part>/cli.py`.
+Exit codes everywhere: 0 ok, 1 a check or gate failed, 2 bad input (one line on stderr: problem + fix);
+the codes, `BAD_INPUT` and `fail` live in `edgetui/cli_errors.py`, shared with every part's commands.
+Each part registers its own commands from `edgetui/<part>/cli.py`. `--verbose/-v` (before the command)
+also prints the log (`edgetui/log.py`) at DEBUG on stderr.
+
+Opening the TUI (no command) is the one place the core reaches into `screens/`: this module is the
+composition root of the `edgetui` command.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import sys
 
 import typer
 
 from edgetui import __version__
-from edgetui.config import ConfigError
-from edgetui.engine.base import EngineError, GenParams
-from edgetui.ota.manifest import ManifestError
-from edgetui.ota.recipe import RecipeError
-from edgetui.ota.store import StoreError
+from edgetui import log as edgetui_log
+from edgetui.cli_errors import BAD_INPUT, fail
+from edgetui.engine.base import GenParams
 
-app = typer.Typer(add_completion=False, no_args_is_help=False, help="Offline policy assistant for edge devices.")
-
-BAD_INPUT = (ConfigError, EngineError, ManifestError, RecipeError, StoreError)
-
-
-def fail(message: str, code: int = 2) -> None:
-    """Print one line naming the problem and the fix, exit non-zero."""
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code)
+app = typer.Typer(add_completion=True, no_args_is_help=False, help="Offline policy assistant for edge devices.")
+log = logging.getLogger(__name__)
+_command: str | None = None  # the command being run, for the exit line in `main`
 
 
 @app.callback(invoke_without_command=True)
-def root(ctx: typer.Context, version: bool = typer.Option(False, "--version", help="Print the version.")) -> None:
+def root(ctx: typer.Context, version: bool = typer.Option(False, "--version", help="Print the version."),
+         verbose: bool = typer.Option(False, "--verbose", "-v", help="Also print the log (DEBUG) on stderr.")) -> None:
     """With no command, open the TUI on the active bundle."""
     if version:
         typer.echo(f"edgetui {__version__}")
         raise typer.Exit(0)
+    edgetui_log.setup(verbose)
+    global _command
+    _command = ctx.invoked_subcommand or "(tui)"
+    log.info("edgetui %s: %s started", __version__, _command)  # never argv: a question can be confidential
     if ctx.invoked_subcommand is None:
         from screens.app import run_app
 
@@ -104,4 +107,13 @@ _register_parts()
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except SystemExit as e:  # click ends every standalone run with SystemExit, code 0 included
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        if _command is not None:
+            log.info("%s exited with code %d", _command, code)
+        raise
+    except BaseException:
+        log.exception("%s crashed", _command or "edgetui")
+        raise

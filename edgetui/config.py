@@ -6,12 +6,25 @@ Settings live in `settings.toml` there; missing keys take the dataclass defaults
 
 from __future__ import annotations
 
+import importlib.resources
 import os
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parent.parent  # the checkout; an installed wheel has no checkout
+
+
+def shipped_dir(name: str) -> Path:
+    """A data directory the product ships (`bundles`, `golden_sets`), wherever edgetui runs from.
+
+    The checkout keeps them at its top level; a wheel carries them as package data `edgetui/data/<name>`
+    (the package-dir mapping in pyproject.toml), found with importlib.resources. An editable install and a
+    checkout on sys.path have no `edgetui/data/` and read the checkout's directory."""
+    packaged = importlib.resources.files("edgetui").joinpath("data", name)
+    if isinstance(packaged, Path) and packaged.is_dir():
+        return packaged
+    return REPO_ROOT / name
 
 
 class ConfigError(Exception):
@@ -29,10 +42,6 @@ def data_dir() -> Path:
 def sysfs_root() -> Path:
     """Root for hardware sensors; tests point it at fixture trees with `EDGETUI_SYSFS_ROOT`."""
     return Path(os.environ.get("EDGETUI_SYSFS_ROOT", "/"))
-
-
-def is_ci() -> bool:
-    return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from textual.app import App
 from textual.binding import Binding
 
 from edgetui.config import Paths
-from screens.context import AppContext
+from edgetui.session import Session
 
 # (mode, "module:Class", key, description). A part adds its screen here.
 SCREENS: list[tuple[str, str, str, str]] = [
@@ -38,16 +38,16 @@ class EdgeApp(App):
         *[Binding(key, f"switch_mode('{mode}')", desc) for mode, _, key, desc in SCREENS],
     ]
 
-    def __init__(self, paths: Paths | None = None, ctx: AppContext | None = None):
+    def __init__(self, paths: Paths | None = None, session: Session | None = None):
         self.MODES = {mode: _load(spec) for mode, spec, _, _ in SCREENS}
         super().__init__()
         self._paths = paths
-        self.ctx: AppContext = ctx
+        self.session: Session = session  # what every screen shares: db, active bundle, engine, assistant
 
     def on_mount(self) -> None:
-        if self.ctx is None:
-            self.ctx = AppContext.create(self._paths)
-        self.sub_title = f"{self.ctx.bundle.ref}"
+        if self.session is None:
+            self.session = Session.open(self._paths)
+        self.sub_title = f"{self.session.bundle.ref}"
         self.switch_mode("chat")
 
     def action_help(self) -> None:
@@ -56,15 +56,17 @@ class EdgeApp(App):
         self.notify("\n".join(lines), title="Keys", timeout=8)
 
     def on_unmount(self) -> None:
-        if self.ctx is not None:
-            self.ctx.close()
+        if self.session is not None:
+            self.session.close()
 
 
 def run_app() -> None:
     from edgetui.config import ConfigError
+    from edgetui.log import setup as setup_logging
 
+    setup_logging(verbose=False)  # the log file only: stderr would draw over the screen
     try:
-        ctx = AppContext.create()  # first run builds the default bundle before the screen opens
-        EdgeApp(ctx=ctx).run()
+        session = Session.open()  # first run builds the default bundle before the screen opens
+        EdgeApp(session=session).run()
     except ConfigError as e:
         raise SystemExit(f"error: {e}") from e

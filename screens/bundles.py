@@ -3,7 +3,7 @@ one-key rollback, delete; the OTA history below.
 
 Everything shown comes from `edgetui.ota` (the same `Ota` object `edgetui bundle …` uses). Every
 operation runs in a thread worker that posts progress messages; when the active version changes the
-app's context switches to it (`ctx.switch_bundle`), so the next chat request uses the new model.
+app's session switches to it (`session.switch_bundle`), so the next chat request uses the new model.
 """
 
 from __future__ import annotations
@@ -108,7 +108,7 @@ class BundlesScreen(Screen):
     @property
     def ota(self) -> Ota:
         if self._ota is None:
-            self._ota = Ota(self.app.ctx.paths)
+            self._ota = Ota(self.app.session.paths)
         return self._ota
 
     def compose(self) -> ComposeResult:
@@ -257,9 +257,9 @@ class BundlesScreen(Screen):
 
     def _follow_active(self, active: str | None) -> None:
         """Point the app at the active bundle when it changed (closes the old engine child)."""
-        ctx = self.app.ctx
-        if active and active != ctx.bundle.ref:
-            ctx.switch_bundle(self.ota.store.get_ref(active))
+        session = self.app.session
+        if active and active != session.bundle.ref:
+            session.switch_bundle(self.ota.store.get_ref(active))
 
     @work(thread=True, exclusive=True, group="ota")
     def run_install(self, label: str, path: Path, unsigned: bool) -> None:
@@ -299,7 +299,7 @@ class BundlesScreen(Screen):
 
     def on_bundles_screen_done(self, msg: Done) -> None:
         self.busy = None
-        self.app.sub_title = self.app.ctx.bundle.ref
+        self.app.sub_title = self.app.session.bundle.ref
         self._status(msg.text, 1 if msg.ok else 0, 1)
         self.notify(msg.text, title=msg.label, severity="information" if msg.ok else "error", timeout=8)
         self.refresh_tables(select=msg.outcome.ref if msg.outcome else None)

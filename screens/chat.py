@@ -21,19 +21,11 @@ from textual.message import Message
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, Footer, Header, Input, Static
 
-from edgetui.assistant.pipeline import Answer, Assistant
+from edgetui.assistant.pipeline import Answer
 from edgetui.assistant.store import ChatHistory, EscalationQueue
 from edgetui.engine.base import EngineError
 
 QUESTION_SHOWN = 300  # characters of a question echoed in the log
-
-
-def shared_assistant(ctx) -> Assistant:
-    """The app's one Assistant for the active bundle (rebuilt when the bundle changes)."""
-    a = ctx.services.get("assistant")
-    if a is None or a.bundle is not ctx.bundle:
-        a = ctx.services["assistant"] = Assistant(ctx.bundle, ctx.engine)
-    return a
 
 
 def status_line(stats: dict) -> str:
@@ -226,8 +218,7 @@ class ChatScreen(Screen):
     def on_mount(self) -> None:
         self._cancel: threading.Event | None = None
         self._busy: Turn | None = None
-        ctx = self.app.ctx
-        self.history = ChatHistory(ctx.db)
+        self.history = ChatHistory(self.app.session.db)
         self.chat_id = self.history.current_chat()
         self._load_history()
         self.query_one("#log", VerticalScroll).can_focus = False  # Tab goes input → citations
@@ -240,7 +231,7 @@ class ChatScreen(Screen):
 
         log = self.query_one("#log", VerticalScroll)
         try:
-            limit = load_settings(self.app.ctx.paths).history_limit
+            limit = load_settings(self.app.session.paths).history_limit
         except Exception:  # a broken settings file must not hide the history
             limit = 200
         turns = []
@@ -256,7 +247,7 @@ class ChatScreen(Screen):
     @work(thread=True, exclusive=True, group="warm")
     def warm(self) -> None:
         with contextlib.suppress(Exception):  # an optimisation; the first question reports real errors
-            shared_assistant(self.app.ctx).warm()
+            self.app.session.assistant.warm()
 
     # -- asking --------------------------------------------------------------------------------
     def on_input_submitted(self, event: Input.Submitted) -> None:
@@ -278,7 +269,7 @@ class ChatScreen(Screen):
     @work(thread=True, group="answer")
     def answer(self, turn: Turn, question: str, cancel: threading.Event) -> None:
         try:
-            ans = shared_assistant(self.app.ctx).ask(
+            ans = self.app.session.assistant.ask(
                 question, on_token=lambda t: self.post_message(self.Piece(turn, t)), cancel=cancel,
                 on_quotes=lambda q: self.post_message(self.Quotes(turn, q)))
             self.post_message(self.Done(turn, ans))
@@ -297,14 +288,14 @@ class ChatScreen(Screen):
 
     def on_chat_screen_done(self, msg: Done) -> None:
         self._busy, self._cancel = None, None
-        ctx = self.app.ctx
+        ref = self.app.session.bundle.ref
         status = self.query_one("#status", Static)
         turn_id = None
         try:
             if msg.answer is not None:
-                turn_id = self.history.add(self.chat_id, msg.answer, ctx.bundle.ref)
+                turn_id = self.history.add(self.chat_id, msg.answer, ref)
             else:
-                turn_id = self.history.add_error(self.chat_id, msg.turn.question, msg.error or "error", ctx.bundle.ref)
+                turn_id = self.history.add_error(self.chat_id, msg.turn.question, msg.error or "error", ref)
         except Exception as e:  # the answer is still shown when the database is busy or full
             self.notify(f"history not saved: {e}", severity="warning")
         msg.turn.finish(msg.answer, turn_id, msg.error)
@@ -348,8 +339,8 @@ class ChatScreen(Screen):
             self.notify("Nothing to escalate: only unanswered questions are queued.", severity="information")
             return
         turn = turns[-1]
-        ctx = self.app.ctx
-        esc_id = EscalationQueue(ctx.db).add(turn.answer, ctx.bundle.ref)
+        session = self.app.session
+        esc_id = EscalationQueue(session.db).add(turn.answer, session.bundle.ref)
         if turn.turn_id is not None:
             self.history.mark_escalated(turn.turn_id, esc_id)
         turn.set_escalated(esc_id)
@@ -357,6 +348,6 @@ class ChatScreen(Screen):
 
     @on(Button.Pressed, ".citation")
     def open_citation(self, event: Button.Pressed) -> None:
-        section = shared_assistant(self.app.ctx).section(event.button.cid)
+        section = self.app.session.assistant.section(event.button.cid)
         if section is not None:
             self.app.push_screen(SectionView(section))

@@ -2,7 +2,9 @@
 per-slice summary with the baseline comparison, open any case to see why it failed, reopen past runs.
 
 Everything shown comes from `edgetui.evals` (runner, stored runs, reports); the run itself is a thread
-worker that posts one message per scored case, and `esc` cancels it between two tokens. A cancelled
+worker that hands each bundle to the core runner (`evaluate_bundle`, as `edgetui eval` does; the active
+bundle through the app session's Assistant) and posts one message per scored case, and `esc` cancels it
+between two tokens. A cancelled
 run keeps its finished cases: pressing `r` again with the same choices resumes it.
 """
 
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 from rich.markup import escape
 from textual import on, work
@@ -30,14 +33,12 @@ from textual.widgets import (
     TabPane,
 )
 
-from edgetui.db import open_db
 from edgetui.evals import golden as golden_mod
 from edgetui.evals import report
+from edgetui.evals.gate import default_baseline_ref
 from edgetui.evals.golden import GoldenError, load_golden
-from edgetui.evals.runner import Outcome, assistant_ask, load_outcome, run_eval
+from edgetui.evals.runner import EvalOutcome, evaluate_bundle, load_outcome, run_eval
 from edgetui.evals.runs import CaseResult, RunRow, RunStore, Target
-from edgetui.ota.store import Store
-from edgetui.session import engine_log
 
 
 def _ms(v: float | None) -> str:
@@ -112,12 +113,12 @@ class EvalScreen(Screen):
             self.run, self.result, self.done, self.total = run, result, done, total
 
     class RunDone(Message):
-        def __init__(self, outcome: Outcome | None, error: str | None = None) -> None:
+        def __init__(self, outcome: EvalOutcome | None, error: str | None = None) -> None:
             super().__init__()
             self.outcome, self.error = outcome, error
 
     class AllDone(Message):
-        def __init__(self, outcomes: list[Outcome]) -> None:
+        def __init__(self, outcomes: list[EvalOutcome]) -> None:
             super().__init__()
             self.outcomes = outcomes
 
@@ -146,12 +147,12 @@ class EvalScreen(Screen):
     # -- setup -------------------------------------------------------------------------------
     def on_mount(self) -> None:
         self._cancel: threading.Event | None = None
-        self._shown: Outcome | None = None
+        self._shown: EvalOutcome | None = None
         self._results: list[CaseResult] = []
         self._failed_only = False
         self._live_run: int | None = None
-        ctx = self.app.ctx
-        self.store = RunStore(ctx.db)
+        session = self.app.session
+        self.store = RunStore(session.db)
         sets = []
         for path in golden_mod.available_golden_sets():
             try:
@@ -162,16 +163,17 @@ class EvalScreen(Screen):
         golden_sel = self.query_one("#golden", Select)
         golden_sel.set_options(sets)
         try:  # the bundle's newest versioned set (v<N>), not its dev set, which sorts first
-            newest = str(golden_mod.default_golden_path(ctx.bundle.name))
+            newest = str(golden_mod.default_golden_path(session.bundle.name))
         except GoldenError:
             newest = None
         default = next((v for _, v in sets if v == newest), None) or next(
-            (v for label, v in sets if label.startswith(f"{ctx.bundle.name}/")), None)
+            (v for label, v in sets if label.startswith(f"{session.bundle.name}/")), None)
         if default:
             golden_sel.value = default
         bundles = self.query_one("#bundles", SelectionList)
-        refs = sorted({b.ref for b in Store(ctx.paths.store).installed()} | {ctx.bundle.ref})
-        bundles.add_options([(ref, ref, ref == ctx.bundle.ref) for ref in refs])
+        active = session.bundle.ref
+        refs = sorted({b.ref for b in session.store.installed()} | {active})
+        bundles.add_options([(ref, ref, ref == active) for ref in refs])
         self.query_one("#case-table", DataTable).add_columns("case", "slice", "result", "TTFT ms", "why")
         self.query_one("#slice-table", DataTable).add_columns("slice", "cases", "pass", "quality", "baseline",
                                                                "delta")
@@ -256,45 +258,44 @@ class EvalScreen(Screen):
 
     # -- the run (thread worker) ---------------------------------------------------------------
     def ask_for(self, bundle):
-        """(ask, start, close) for one bundle. The active bundle goes through the app's one Assistant and
-        engine child (its lock keeps a chat question and an eval case from interleaving on the engine)."""
-        ctx = self.app.ctx
-        if bundle.ref == ctx.bundle.ref:
-            from screens.chat import shared_assistant
+        """(ask, start) for the active bundle: the session's one Assistant and engine child (its lock keeps a
+        chat question and an eval case from interleaving on the engine)."""
+        session = self.app.session
+        return session.ask, session.engine.start
 
-            assistant = shared_assistant(ctx)
-            return (lambda q, cancel=None: assistant.ask(q, cancel=cancel)), ctx.engine.start, lambda: None
-        engine = bundle.engine(engine_log(ctx.paths))
-        return assistant_ask(bundle, engine), engine.start, engine.close
+    def evaluate(self, bundle, golden_path: Path, smoke: bool, cancel: threading.Event, on_result) -> EvalOutcome:
+        """One bundle through the core runner: another version with its own engine child (`evaluate_bundle`,
+        the call `edgetui eval` makes), the active one on the session's engine and Assistant."""
+        session = self.app.session
+        if bundle.ref != session.bundle.ref:
+            return evaluate_bundle(bundle, session.paths, golden_path=golden_path, smoke=smoke, on_result=on_result,
+                                   cancel=cancel)
+        ask, start = self.ask_for(bundle)
+        with session.connect() as db:  # this worker's own connection, closed with the block
+            return run_eval(db, load_golden(golden_path), Target.of(bundle), ask, smoke=smoke, start=start,
+                            default_ref=default_baseline_ref(session.paths, bundle.ref), on_result=on_result,
+                            cancel=cancel)
 
     @work(thread=True, exclusive=True, group="eval")
     def run_evals(self, golden_path: str, refs: list[str], smoke: bool, cancel: threading.Event) -> None:
-        ctx = self.app.ctx
-        outcomes: list[Outcome] = []
-        db = open_db(p=ctx.paths)
+        session = self.app.session
+        outcomes: list[EvalOutcome] = []
+
+        def on_result(run: RunRow, result: CaseResult, done: int, total: int) -> None:
+            self.post_message(self.CaseDone(run, result, done, total))
+
         try:
-            golden = load_golden(golden_path)
-            st = Store(ctx.paths.store)
+            load_golden(golden_path)  # a bad file is one error line before any bundle starts
             for ref in refs:
                 if cancel.is_set():
                     break
-                bundle = ctx.bundle if ref == ctx.bundle.ref else st.get(*ref.split("@", 1))
-                ask, start, close = self.ask_for(bundle)
-                try:
-                    from edgetui.evals.gate import default_baseline_ref
-
-                    out = run_eval(db, golden, Target.of(bundle), ask, smoke=smoke, start=start,
-                                   default_ref=default_baseline_ref(ctx.paths, bundle.ref), cancel=cancel,
-                                   on_result=lambda run, r, done, total: self.post_message(
-                                       self.CaseDone(run, r, done, total)))
-                finally:
-                    close()
+                bundle = session.bundle if ref == session.bundle.ref else session.store.get(*ref.split("@", 1))
+                out = self.evaluate(bundle, Path(golden_path), smoke, cancel, on_result)
                 outcomes.append(out)
                 self.post_message(self.RunDone(out))
         except Exception as e:  # shown to the user; the stored cases stay for a resume
             self.post_message(self.RunDone(None, f"{type(e).__name__}: {e}"))
         finally:
-            db.conn.close()
             self.post_message(self.AllDone(outcomes))
 
     def on_eval_screen_case_done(self, msg: CaseDone) -> None:
@@ -328,7 +329,7 @@ class EvalScreen(Screen):
             self.action_tab("summary")
 
     # -- showing results ---------------------------------------------------------------------------
-    def show_outcome(self, out: Outcome) -> None:
+    def show_outcome(self, out: EvalOutcome) -> None:
         self._shown = out
         self._results = list(out.results)
         self._fill_cases(self._results)

@@ -2,7 +2,7 @@
 a throttle indicator naming the cause, a sustained run started and stopped with one key, its verdict, and
 the past runs to reopen.
 
-The sampler lives in `app.ctx.services["sampler"]`, so it keeps sampling while another screen is shown;
+The sampler lives in the app's session (`session.sampler`), so it keeps sampling while another screen is shown;
 the screen only subscribes to it. Runs go through `edgetui.telemetry.run` in a thread worker.
 """
 
@@ -19,13 +19,10 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, ProgressBar, Sparkline, Static
 
-from edgetui.config import load_settings
 from edgetui.engine.base import EngineError
 from edgetui.telemetry.run import DEFAULT_MINUTES, Progress, RunResult, SustainedRun, WorkloadError
 from edgetui.telemetry.sample import Sample, ghz, na
-from edgetui.telemetry.sampler import Sampler
-from edgetui.telemetry.sensors import Sensors
-from edgetui.telemetry.storage import RunRow, TelemetryStore
+from edgetui.telemetry.storage import TelemetryRun, TelemetryStore
 from edgetui.telemetry.throttle import ThrottleEvent
 
 # (widget id, title, value of a sample for the plot)
@@ -37,19 +34,11 @@ PLOTS = [
 ]
 
 
-def shared_sampler(ctx) -> Sampler:
-    """The app's one sampler (created on first use, stopped by AppContext.close)."""
-    s = ctx.services.get("sampler")
-    if s is None:
-        s = ctx.services["sampler"] = Sampler(Sensors(), hz=load_settings(ctx.paths).sample_hz, db_path=ctx.paths.db)
-    return s
-
-
 def mmss(seconds: float) -> str:
     return f"{int(seconds // 60)}:{int(seconds % 60):02d}"
 
 
-def verdict_line(run: RunRow) -> str:
+def verdict_line(run: TelemetryRun) -> str:
     v = run.verdict
     if v is None:
         return f"run {run.id}: {run.status}"
@@ -110,12 +99,12 @@ class TelemetryScreen(Screen):
         self._viewing: int | None = None  # run id shown instead of live data
         self._cancel: threading.Event | None = None
         self._run_t0 = 0.0
-        ctx = self.app.ctx
-        self.sampler = shared_sampler(ctx)
-        self.sampler.attach(ctx.engine)
+        session = self.app.session
+        self.sampler = session.sampler  # the app's one sampler, stopped when the session closes
+        self.sampler.attach(session.engine)
         self._unsubscribe = self.sampler.subscribe(lambda s: self.post_message(self.Sampled(s)))
         self.sampler.start()
-        self.store = TelemetryStore(ctx.db)
+        self.store = TelemetryStore(session.db)
         table = self.query_one("#runs", DataTable)
         table.add_columns("run", "started", "bundle", "burst", "floor", "bar", "verdict")
         self._idle_status()
@@ -129,7 +118,7 @@ class TelemetryScreen(Screen):
 
     # -- live view ---------------------------------------------------------------------------
     def on_telemetry_screen_sampled(self, msg: Sampled) -> None:
-        engine = self.app.ctx._engine  # follow a bundle switch (a new engine), without starting one
+        engine = self.app.session.engine_if_created  # follow a bundle switch (a new engine), without starting one
         if engine is not None:
             self.sampler.attach(engine)
         if self._viewing is None:
@@ -230,7 +219,7 @@ class TelemetryScreen(Screen):
         if run_id is None:
             self.notify("no sustained run to export", severity="warning")
             return
-        paths = export_run(self.store, run_id, self.app.ctx.paths.exports)
+        paths = export_run(self.store, run_id, self.app.session.paths.exports)
         self.notify(f"run {run_id} exported to {paths['json']} (+ CSV, .prom)", timeout=6)
 
     # -- sustained run -----------------------------------------------------------------------
@@ -256,24 +245,22 @@ class TelemetryScreen(Screen):
     def sustained(self, cancel: threading.Event) -> None:
         from edgetui.telemetry.run import assistant_workload, golden_questions
 
-        ctx = self.app.ctx
-        store = TelemetryStore.open(ctx.paths.db)
+        session = self.app.session
         try:
-            engine = ctx.engine
-            self.sampler.attach(engine)
-            run = SustainedRun(
-                assistant_workload(ctx.bundle, engine, cancel), golden_questions(None, ctx.bundle.name), store,
-                self.sampler, engine, bundle_ref=ctx.bundle.ref,
-                bar_floor_tps=ctx.bundle.bars.get("sustained_floor_tps"), minutes=self.run_minutes,
-                max_requests=self.run_requests, cancel=cancel,
-                on_progress=lambda p: self.post_message(self.RunProgress(p)))
-            self.post_message(self.RunEnded(run.run()))
+            with session.connect() as db:  # this worker's own connection, closed with the block
+                bundle, engine = session.bundle, session.engine
+                self.sampler.attach(engine)
+                run = SustainedRun(
+                    assistant_workload(bundle, engine, cancel), golden_questions(None, bundle.name), TelemetryStore(db),
+                    self.sampler, engine, bundle_ref=bundle.ref,
+                    bar_floor_tps=bundle.bars.get("sustained_floor_tps"), minutes=self.run_minutes,
+                    max_requests=self.run_requests, cancel=cancel,
+                    on_progress=lambda p: self.post_message(self.RunProgress(p)))
+                self.post_message(self.RunEnded(run.run()))
         except (WorkloadError, EngineError) as e:
             self.post_message(self.RunEnded(None, str(e)))
         except Exception as e:  # the run row (if any) is already marked incomplete; keep the app up
             self.post_message(self.RunEnded(None, f"sustained run failed: {type(e).__name__}: {e}"))
-        finally:
-            store.db.conn.close()
 
     def on_telemetry_screen_run_progress(self, msg: RunProgress) -> None:
         p = msg.progress

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -81,3 +82,5 @@ def no_network(monkeypatch):
 
 
 os.environ.setdefault("TEXTUAL_ANIMATIONS", "none")
+# every process the tests start writes under a throwaway data dir (KV states, logs), never the user's
+os.environ.setdefault("EDGETUI_HOME", tempfile.mkdtemp(prefix="edgetui-tests-"))

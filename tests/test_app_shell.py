@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import pytest
 
+from edgetui.session import Session
 from screens.app import SCREENS, EdgeApp
-from screens.context import AppContext
 
 pytestmark = pytest.mark.model
 
 
 async def test_app_opens_on_chat_with_bundle_in_header_and_quits_cleanly(bundle_home):
-    ctx = AppContext.create(bundle_home)
-    app = EdgeApp(ctx=ctx)
+    ctx = Session.open(bundle_home)
+    app = EdgeApp(session=ctx)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
         assert app.current_mode == "chat"
@@ -22,14 +22,14 @@ async def test_app_opens_on_chat_with_bundle_in_header_and_quits_cleanly(bundle_
         pid = ctx.engine.pid
         assert pid is not None
         await pilot.press("ctrl+q")
-    assert ctx._engine is None  # closed on unmount
+    assert ctx.closed and ctx.engine_if_created is None  # closed on unmount
     import psutil
 
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
 
 
 async def test_every_registered_screen_opens_by_its_key(bundle_home):
-    app = EdgeApp(ctx=AppContext.create(bundle_home))
+    app = EdgeApp(session=Session.open(bundle_home))
     async with app.run_test(size=(80, 24)) as pilot:
         for mode, _, key, _ in SCREENS:
             await pilot.press(key)

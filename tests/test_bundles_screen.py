@@ -12,10 +12,9 @@ from textual.app import App
 from textual.widgets import DataTable, Input, ProgressBar, Static
 
 from edgetui.config import Paths
-from edgetui.db import open_db
 from edgetui.ota.store import Store
+from edgetui.session import Session
 from screens.bundles import BundlesScreen, Confirm, InstallPrompt
-from screens.context import AppContext
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -26,12 +25,12 @@ class BundlesHost(App):
     CSS_PATH = str(REPO / "screens" / "app.tcss")
     TITLE = "edgetui"
 
-    def __init__(self, ctx: AppContext, ota):
+    def __init__(self, ctx: Session, ota):
         super().__init__()
-        self.ctx, self.ota = ctx, ota
+        self.session, self.ota = ctx, ota
 
     def on_mount(self) -> None:
-        self.sub_title = self.ctx.bundle.ref
+        self.sub_title = self.session.bundle.ref
         self.push_screen(BundlesScreen(ota=self.ota))
 
 
@@ -49,7 +48,7 @@ def device(tmp_path):
     ota.install(tar("1.0.0"), activate=True)
     ota.install(tar("1.1.0"), activate=True, smoke=True)
     make_ota(home, smoke=failing_smoke).install(tar("1.2.0"), activate=True, smoke=True)
-    ctx = AppContext(home, open_db(p=home), Store(home.store).active())
+    ctx = Session(home, Store(home.store).active())
     return home, ctx, tar
 
 
@@ -89,7 +88,7 @@ async def test_r_rolls_back_after_one_confirm_and_the_app_follows(device):
         await pilot.press("y")
         await settle(pilot)
         assert rows(app)["demo@1.0.0"][0] == "●"
-        assert app.ctx.bundle.ref == "demo@1.0.0" and app.sub_title == "demo@1.0.0"
+        assert app.session.bundle.ref == "demo@1.0.0" and app.sub_title == "demo@1.0.0"
         await pilot.press("r")  # nothing older is kept: refused before asking
         await pilot.pause()
         assert not isinstance(app.screen, Confirm)
@@ -100,7 +99,7 @@ async def test_r_then_n_changes_nothing(device):
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("r", "n")
         await settle(pilot)
-        assert rows(app)["demo@1.1.0"][0] == "●" and app.ctx.bundle.ref == "demo@1.1.0"
+        assert rows(app)["demo@1.1.0"][0] == "●" and app.session.bundle.ref == "demo@1.1.0"
 
 
 async def test_i_installs_activates_and_runs_the_smoke_gate(device):
@@ -113,7 +112,7 @@ async def test_i_installs_activates_and_runs_the_smoke_gate(device):
         await pilot.press("enter")
         await settle(pilot)
         assert rows(app)["demo@1.3.0"][0] == "●" and rows(app)["demo@1.3.0"][7] == "pass"
-        assert app.ctx.bundle.ref == "demo@1.3.0"
+        assert app.session.bundle.ref == "demo@1.3.0"
         assert app.screen.query_one("#progress", ProgressBar).percentage == 1.0
 
 
@@ -127,7 +126,7 @@ async def test_i_with_a_failing_smoke_gate_rolls_back_and_shows_why(device):
         await settle(pilot)
         r = rows(app)
         assert r["demo@1.1.0"][0] == "●" and r["demo@1.3.0"][2] == "bad"
-        assert app.ctx.bundle.ref == "demo@1.1.0"
+        assert app.session.bundle.ref == "demo@1.1.0"
         detail = str(app.screen.query_one("#detail", Static).render())
         assert "demo@1.3.0: bad" in detail and "quality 0.000 < bar 0.500" in detail
         assert "rolled back to demo@1.1.0" in str(app.screen.query_one("#status", Static).render())
@@ -174,7 +173,7 @@ async def test_a_activates_the_highlighted_version(device):
         await pilot.press("up", "a")  # demo@1.0.0 is older than the committed 1.1.0: refused
         await settle(pilot)
         assert "anti-rollback" in str(app.screen.query_one("#status", Static).render())
-        assert app.ctx.bundle.ref == "demo@1.1.0"
+        assert app.session.bundle.ref == "demo@1.1.0"
 
 
 async def test_d_refuses_the_active_version_and_deletes_another_after_confirm(device):

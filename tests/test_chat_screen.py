@@ -13,8 +13,8 @@ from textual.widgets import Input, Static
 from edgetui.assistant.pipeline import Answer
 from edgetui.assistant.store import ChatHistory, EscalationQueue
 from edgetui.db import open_db
+from edgetui.session import Session
 from screens.chat import ChatScreen, CitationButton, SectionView, Turn
-from screens.context import AppContext
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -25,22 +25,22 @@ class ChatHost(App):
     CSS_PATH = str(REPO / "screens" / "app.tcss")
     TITLE = "edgetui"
 
-    def __init__(self, ctx: AppContext):
+    def __init__(self, ctx: Session):
         super().__init__()
-        self.ctx = ctx
+        self.session = ctx
 
     def on_mount(self) -> None:
-        self.sub_title = self.ctx.bundle.ref
+        self.sub_title = self.session.bundle.ref
         self.push_screen(ChatScreen())
 
     def on_unmount(self) -> None:
-        self.ctx.close()
+        self.session.close()
 
 
 @pytest.fixture
-def ctx(home, bundle) -> AppContext:
+def ctx(home, bundle) -> Session:
     """A fresh data dir (its own database and history) on the session's built bundle."""
-    return AppContext(home, open_db(p=home), bundle)
+    return Session(home, bundle)
 
 
 async def until(pilot, predicate, timeout: float = 240.0) -> None:
@@ -129,7 +129,7 @@ async def test_out_of_corpus_abstains_escalates_and_history_survives_restart(ctx
         assert "ESCALATED" in str(turn.query_one(".markers", Static).render())
     assert len(EscalationQueue(open_db(p=home)).list()) == 1
     # restart: a new app on the same data dir shows the same history
-    app2 = ChatHost(AppContext(home, open_db(p=home), bundle))
+    app2 = ChatHost(Session(home, bundle))
     ChatScreen.WARM = False
     try:
         async with app2.run_test(size=(80, 24)) as pilot:
@@ -253,7 +253,7 @@ async def test_quotes_show_before_the_model_has_answered_then_the_validated_lead
 
     monkeypatch.setattr(ChatScreen, "WARM", False)
     eng = HeldEngine("8 hours.")
-    ctx.services["assistant"] = Assistant(ctx.bundle, eng)
+    ctx.assistant = Assistant(ctx.bundle, eng)
     sent = "For a pump rated below 50 kW, the limit is 8 hours."
     app = ChatHost(ctx)
     async with app.run_test(size=(80, 24)) as pilot:

@@ -27,7 +27,7 @@ def trained(tmp_path_factory):
 
 def test_training_data_covers_every_intent_and_no_golden_question(trained):
     data, _, _ = trained
-    from edgetui.engine.onnx_runtime import INTENTS
+    from edgetui.distill.intent import INTENTS
 
     assert {y for _, y in data} == set(range(len(INTENTS)))
     golden = {json.loads(x)["question"] for x in GOLDEN.read_text().splitlines() if x.strip()}
@@ -41,7 +41,7 @@ def test_classifier_is_accurate_on_held_out_examples_and_fast(trained):
 
 
 def test_onnx_classifier_labels_obvious_cases(trained):
-    from edgetui.engine.onnx_runtime import OnnxIntentClassifier
+    from edgetui.distill.intent import OnnxIntentClassifier
 
     clf = OnnxIntentClassifier(trained[1])
     assert clf.classify("hello there")[0] == "small_talk"

@@ -14,10 +14,9 @@ from textual.app import App
 from textual.widgets import DataTable, ProgressBar, Static, TabbedContent
 
 from edgetui.config import Paths
-from edgetui.db import open_db
 from edgetui.evals.runner import run_eval
 from edgetui.evals.runs import RunStore, Target
-from screens.context import AppContext
+from edgetui.session import Session
 from screens.evals import CaseView, EvalScreen
 
 T0 = 1_767_225_600.0  # 2026-01-01 00:00 UTC
@@ -29,25 +28,25 @@ class EvalHost(App):
     CSS_PATH = str(REPO / "screens" / "app.tcss")
     TITLE = "edgetui"
 
-    def __init__(self, ctx: AppContext):
+    def __init__(self, ctx: Session):
         super().__init__()
-        self.ctx = ctx
+        self.session = ctx
 
     def on_mount(self) -> None:
         self.push_screen(EvalScreen())
 
     def on_unmount(self) -> None:
-        self.ctx.close()
+        self.session.close()
 
 
 @pytest.fixture
-def ctx(tmp_path, bundle, bundle_home, monkeypatch) -> AppContext:
+def ctx(tmp_path, bundle, bundle_home, monkeypatch) -> Session:
     monkeypatch.setenv("TZ", "UTC")
     time.tzset()
     home = Paths(tmp_path / "home").ensure()
     home.store.rmdir()
     home.store.symlink_to(bundle_home.store, target_is_directory=True)  # sees the built bundle, writes nothing
-    yield AppContext(home, open_db(p=home), bundle)
+    yield Session(home, bundle)
     monkeypatch.delenv("TZ")
     time.tzset()
 
@@ -141,7 +140,7 @@ async def test_past_runs_list_and_reopen(ctx, stored):
 async def test_run_shows_live_rows_progress_and_summary_then_failed_only_filter(ctx, monkeypatch):
     g = golden()
     oracle = OracleAsk(g, wrong={"mes-002"})
-    monkeypatch.setattr(EvalScreen, "ask_for", lambda self, bundle: (oracle, lambda: None, lambda: None))
+    monkeypatch.setattr(EvalScreen, "ask_for", lambda self, bundle: (oracle, lambda: None))
     app = EvalHost(ctx)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
@@ -166,7 +165,7 @@ async def test_cancel_keeps_finished_cases_and_r_resumes(ctx, monkeypatch):
 
     def ask_for(self, bundle):
         screen_cancel["s"] = self
-        return slow_then_cancel, lambda: None, lambda: None
+        return slow_then_cancel, lambda: None
 
     def slow_then_cancel(q, cancel=None):
         if len(oracle.calls) == 4:

@@ -9,8 +9,8 @@ from recipes import quality_only_recipe
 
 from edgetui.config import Paths
 from edgetui.db import open_db
-from edgetui.evals.gate import smoke_gate
 from edgetui.evals.runs import RunStore
+from edgetui.evals.smoke_gate import smoke_gate
 from edgetui.ota.bundle import Bundle
 from edgetui.ota.recipe import build
 

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -129,24 +132,39 @@ def test_exports_carry_the_run_as_json_csv_and_a_prometheus_textfile(store, samp
     assert '# TYPE edgetui_sustained_floor_tps gauge' in prom
     assert 'edgetui_sustained_requests{bundle="b@1 \\"x\\"",host="' in prom
     assert "edgetui_sustained_complete{" in prom and "edgetui_sustained_tokens_per_joule" not in prom  # no energy
-    for line in prom.splitlines():  # every sample line: name{labels} value
-        assert line.startswith("#") or line.rsplit(" ", 1)[1].replace(".", "").replace("e-", "").isdigit()
+    for line in prom.splitlines():  # every sample line: name{labels} value, a finite number
+        assert line.startswith("#") or math.isfinite(float(line.rsplit(" ", 1)[1]))
+    stamp = next(x for x in prom.splitlines() if x.startswith("edgetui_sustained_last_run_timestamp_seconds{"))
+    assert float(stamp.rsplit(" ", 1)[1]) == store.run(res.run_id).ended
     assert prometheus_text(store.run(res.run_id)) == prom
+
+
+def _dead_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
 
 
 def test_a_run_whose_process_died_is_marked_abandoned_not_left_running(store):
     t0 = time.time() - 600
     rid = store.create_run("b@1", 10.0, None, 30.0, started=t0)
     store.add_request(rid, 0, "q", t0 + 5, {"ttft_ms": 100.0})
+    dead = _dead_pid()
+    store.db.execute("UPDATE telemetry_runs SET pid=? WHERE id=?", (dead, rid))  # recorded by a process now gone
+    quiet = store.create_run("b@1", 10.0, None, 30.0, started=t0)  # nothing recorded for 10 min, owner alive
     fresh = store.create_run("b@1", 10.0, None, 30.0)
     assert store.close_abandoned() == 1
     run = store.run(rid)
     assert run.status == "incomplete" and run.reason.startswith("abandoned") and run.ended == t0 + 5
-    assert store.run(fresh).status == "running"
+    assert store.run(quiet).status == "running" and store.run(fresh).status == "running"
     ev = ThrottleEvent("thermal", "z", "z 99°C", t0 + 1)
-    store.open_event(ev, rid)  # left open by the process that died
+    store.open_event(ev, rid)
+    live = ThrottleEvent("thermal", "y", "y 99°C", t0 + 2)
+    store.open_event(live, quiet)
+    store.db.execute("UPDATE throttle_events SET pid=? WHERE id=?", (dead, ev.id))  # left open by the dead process
     store.close_abandoned()
     assert store.events(rid)[0].end == t0 + 1
+    assert store.events(quiet)[0].end is None
 
 
 def test_golden_questions_come_from_the_bundles_golden_set(tmp_path):

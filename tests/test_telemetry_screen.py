@@ -14,13 +14,12 @@ from textual.app import App
 from textual.widgets import DataTable, Static
 
 from edgetui.config import Paths
-from edgetui.db import open_db
+from edgetui.session import Session
 from edgetui.telemetry.sampler import Sampler
 from edgetui.telemetry.sensors import Sensors
 from edgetui.telemetry.storage import TelemetryStore
 from edgetui.telemetry.throttle import ThrottleEvent
 from edgetui.telemetry.verdict import compute_verdict
-from screens.context import AppContext
 from screens.telemetry import TelemetryScreen
 
 SYSFS = Path(__file__).parent / "fixtures" / "sysfs"
@@ -33,28 +32,28 @@ class TelemetryHost(App):
     CSS_PATH = str(SCREENS_DIR / "app.tcss")
     TITLE = "edgetui"
 
-    def __init__(self, ctx: AppContext):
+    def __init__(self, ctx: Session):
         super().__init__()
-        self.ctx = ctx
+        self.session = ctx
 
     def on_mount(self) -> None:
         self.push_screen(TelemetryScreen())
 
     def on_unmount(self) -> None:
-        self.ctx.close()
+        self.session.close()
 
 
 @pytest.fixture
-def ctx(tmp_path, bundle, monkeypatch) -> AppContext:
+def ctx(tmp_path, bundle, monkeypatch) -> Session:
     monkeypatch.setenv("TZ", "UTC")
     time.tzset()
     home = Paths(tmp_path / "home").ensure()
-    yield AppContext(home, open_db(p=home), bundle)
+    yield Session(home, bundle)
     monkeypatch.delenv("TZ")
     time.tzset()
 
 
-def fixture_sampler(ctx: AppContext, tree: str, tmp_path: Path) -> Sampler:
+def fixture_sampler(ctx: Session, tree: str, tmp_path: Path) -> Sampler:
     """A manual sampler on a copy of a fixture tree with two readings taken (frozen values)."""
     root = tmp_path / tree
     shutil.copytree(SYSFS / tree, root)
@@ -66,7 +65,7 @@ def fixture_sampler(ctx: AppContext, tree: str, tmp_path: Path) -> Sampler:
     return s
 
 
-def past_run(ctx: AppContext) -> int:
+def past_run(ctx: Session) -> int:
     """A finished 2-minute run at T0 that met a thermal event from 0:40 to 1:05."""
     store = TelemetryStore(ctx.db)
     rid = store.create_run("field-policy@1.0.0", 2.0, None, 30.0, started=T0)
@@ -84,7 +83,7 @@ def text(app, selector: str) -> str:
 
 
 async def test_laptop_tree_shows_current_values_and_no_throttling(ctx, tmp_path):
-    ctx.services["sampler"] = fixture_sampler(ctx, "x86-laptop", tmp_path)
+    ctx.sampler = fixture_sampler(ctx, "x86-laptop", tmp_path)
     app = TelemetryHost(ctx)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
@@ -97,7 +96,7 @@ async def test_laptop_tree_shows_current_values_and_no_throttling(ctx, tmp_path)
 
 
 async def test_empty_tree_shows_na_everywhere(ctx, tmp_path):
-    ctx.services["sampler"] = fixture_sampler(ctx, "empty", tmp_path)
+    ctx.sampler = fixture_sampler(ctx, "empty", tmp_path)
     app = TelemetryHost(ctx)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
@@ -107,7 +106,7 @@ async def test_empty_tree_shows_na_everywhere(ctx, tmp_path):
 
 
 async def test_throttling_tree_lights_the_indicator_with_its_causes(ctx, tmp_path):
-    ctx.services["sampler"] = replay(tmp_path, ctx.paths.db, upto=6)
+    ctx.sampler = replay(tmp_path, ctx.paths.db, upto=6)
     app = TelemetryHost(ctx)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
@@ -120,7 +119,7 @@ async def test_throttling_tree_lights_the_indicator_with_its_causes(ctx, tmp_pat
 async def test_sampler_keeps_running_while_another_screen_is_shown(ctx, tmp_path):
     sampler = fixture_sampler(ctx, "x86-laptop", tmp_path)
     sampler.hz = 20.0  # a real thread this time
-    ctx.services["sampler"] = sampler
+    ctx.sampler = sampler
     app = TelemetryHost(ctx)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
@@ -131,11 +130,11 @@ async def test_sampler_keeps_running_while_another_screen_is_shown(ctx, tmp_path
         n = len(sampler.history)
         await pilot.pause(0.4)
         assert sampler.running and len(sampler.history) > n
-    assert not sampler.running  # AppContext.close() stopped it
+    assert not sampler.running  # Session.close() stopped it
 
 
 async def test_past_run_reopens_with_its_verdict_and_throttle_events(ctx, tmp_path):
-    ctx.services["sampler"] = fixture_sampler(ctx, "x86-laptop", tmp_path)
+    ctx.sampler = fixture_sampler(ctx, "x86-laptop", tmp_path)
     rid = past_run(ctx)
     app = TelemetryHost(ctx)
     async with app.run_test(size=(80, 24)) as pilot:
@@ -156,7 +155,7 @@ async def test_past_run_reopens_with_its_verdict_and_throttle_events(ctx, tmp_pa
 
 
 def test_snapshot_throttling_at_80x24(ctx, tmp_path, snap_compare):
-    ctx.services["sampler"] = replay(tmp_path, ctx.paths.db, upto=6)
+    ctx.sampler = replay(tmp_path, ctx.paths.db, upto=6)
     past_run(ctx)
     assert snap_compare(TelemetryHost(ctx), terminal_size=(80, 24))
 
@@ -164,7 +163,7 @@ def test_snapshot_throttling_at_80x24(ctx, tmp_path, snap_compare):
 @pytest.mark.model
 @pytest.mark.slow
 async def test_r_runs_a_sustained_run_to_its_verdict_and_the_run_lists_the_throttle_event(ctx, tmp_path, monkeypatch):
-    ctx.services["sampler"] = replay(tmp_path, ctx.paths.db, upto=6, real_clock=True)  # throttling right now
+    ctx.sampler = replay(tmp_path, ctx.paths.db, upto=6, real_clock=True)  # throttling right now
     monkeypatch.setattr(TelemetryScreen, "run_minutes", None)
     monkeypatch.setattr(TelemetryScreen, "run_requests", 2)
     app = TelemetryHost(ctx)

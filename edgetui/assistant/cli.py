@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,6 +22,12 @@ from pathlib import Path
 import typer
 
 from edgetui.assistant import gate as gate_rules
+from edgetui.cli_errors import BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, fail
+
+log = logging.getLogger(__name__)
+# numeric timings and counts from Answer.stats that may be logged; nothing textual
+LOGGED_STATS = ("first_token_ms", "answer_ms", "gate_ms", "retrieval_ms", "ttft_ms", "decode_tps", "prompt_tokens",
+                "prompt_recomputed", "decode_tokens")
 
 CLI_BAD_INPUT = {
     "empty": "the question is empty: pass it in quotes, e.g. edgetui ask \"which seal kit fits P-201?\"",
@@ -58,7 +65,6 @@ def ask(
     """Answer a policy question from the active bundle, citing the sections used."""
     from edgetui.assistant.pipeline import MODES, Assistant
     from edgetui.assistant.store import EscalationQueue
-    from edgetui.cli import BAD_INPUT, fail
     from edgetui.db import open_db
     from edgetui.engine.base import EngineCrashed
     from edgetui.session import active_bundle, engine_log
@@ -93,11 +99,13 @@ def ask(
         assistant = Assistant(bundle, engine, mode=mode)
         ans = assistant.ask(question, on_token=show, on_quotes=show_quotes)
     except EngineCrashed as e:
+        log.warning("ask: the engine crashed mid-answer: %s", e)
         typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(1) from e
+        raise typer.Exit(EXIT_FAILED) from e
     except KeyboardInterrupt:
+        log.info("ask: interrupted")
         typer.echo("\ninterrupted", err=True)
-        raise typer.Exit(130) from None
+        raise typer.Exit(EXIT_INTERRUPTED) from None
     except (*BAD_INPUT, *ASSISTANT_ERRORS) as e:
         fail(str(e))
     finally:
@@ -108,6 +116,7 @@ def ask(
     escalation_id = None
     if escalate and ans.abstained and ans.escalation_offered:
         escalation_id = EscalationQueue(db).add(ans, bundle.ref)
+    _log_outcome(ans, bundle.ref, escalation_id)
     if as_json:
         d = {"question": ans.question, "answer": ans.answer, "citations": list(ans.citations),
              "abstained": ans.abstained, "confidential": ans.confidential,
@@ -138,6 +147,15 @@ def ask(
                    f"recomputed · {st.get('decode_tps') or 0:.1f} tok/s]", err=True)
 
 
+def _log_outcome(ans, bundle_ref: str, escalation_id: int | None) -> None:
+    """One line of metadata about an answer: never the question or the answer (they can be confidential)."""
+    stats = {k: ans.stats[k] for k in LOGGED_STATS if isinstance(ans.stats.get(k), int | float)}
+    log.info("ask on %s: abstained=%s confidential=%s citations=%s retrieved=%s escalation=%s %s", bundle_ref,
+             ans.abstained, ans.confidential, ",".join(ans.citations) or "-",
+             ",".join(i for i, _ in ans.retrieved) or "-", escalation_id,
+             " ".join(f"{k}={v}" for k, v in stats.items()))
+
+
 @escalations_app.command("list")
 def escalations_list(
     show_all: bool = typer.Option(False, "--all", help="Include escalations already exported."),
@@ -145,7 +163,6 @@ def escalations_list(
 ) -> None:
     """List queued escalations (confidential text redacted)."""
     from edgetui.assistant.store import EscalationQueue
-    from edgetui.cli import BAD_INPUT, fail
     from edgetui.db import open_db
 
     try:
@@ -172,7 +189,6 @@ def escalations_export(
 ) -> None:
     """Write queued escalations to a JSON file for a supervisor (confidential text redacted)."""
     from edgetui.assistant.store import EscalationQueue
-    from edgetui.cli import BAD_INPUT, fail
     from edgetui.config import paths
     from edgetui.db import open_db
 

@@ -17,7 +17,6 @@ from pathlib import Path
 DOC_HEADING = re.compile(r"^#\s+(?P<id>[A-Z]+-\d+)\s*:\s*(?P<title>.+?)\s*$")
 SECTION_HEADING = re.compile(r"^##\s+(?P<num>\d+)\.\s*(?P<title>.+?)\s*$")
 META_LINE = re.compile(r"^(?P<key>[A-Za-z][A-Za-z ]{0,30}):\s*(?P<value>.+?)\s*$")
-CITATION_ID = re.compile(r"^[A-Z]+-\d+#\d+$")
 # "P-201 to P-214", "VC-1 to VC-9": every asset number in between is named by the range.
 CODE_RANGE = re.compile(r"\b([A-Z]{1,3})-(\d{1,4})\s+to\s+\1-(\d{1,4})\b")
 CODE = re.compile(r"\b([A-Za-z]{1,4})-?(\d{1,5})\b")

@@ -227,13 +227,16 @@ class Assistant:
             return self._answer(run, question, retrieved, "", quotes, "")
 
         # 3. the model's lead (or its own quotes / free text), validated; one retry with tighter constraints
-        rendered = prompt.render(self.template, self._shown_sections(sections, quotes), query)
+        shown = self._shown_sections(sections, quotes)
+        rendered = prompt.render(self.template, shown, query)
+        prefix = prompt.render_prefix(self.template, shown)  # its KV state is cached by the engine
         if cancel is not None and cancel.is_set():
             return self._cancelled(run, question, retrieved)
         for attempt in (1, 2):
             st["attempts"] = attempt
             grammar, stop = prompt.grammar_for(self.mode, sections, attempt == 2)
-            text, cancelled = self._generate(run, rendered, grammar, stop, on_token if attempt == 1 else None, cancel)
+            text, cancelled = self._generate(run, (prefix, rendered), grammar, stop,
+                                             on_token if attempt == 1 else None, cancel)
             if cancelled:
                 return self._cancelled(run, question, retrieved)
             result = self._validate(query, text, sections, quotes)
@@ -257,9 +260,12 @@ class Assistant:
         return [replace(self.sections[sid], sentences=tuple(sents)) for sid, sents in by_id.items()]
 
     # -- generation ----------------------------------------------------------------------------
-    def _generate(self, run: _Run, rendered: str, grammar: str, stop, on_token, cancel) -> tuple[str, bool]:
+    def _generate(self, run: _Run, prompts: tuple[str, str], grammar: str, stop, on_token, cancel
+                  ) -> tuple[str, bool]:
+        """`prompts`: (the cacheable prefix, the full prompt)."""
+        prefix, rendered = prompts
         params = GenParams(max_tokens=self.params.max_tokens, temperature=self.params.temperature,
-                           seed=self.params.seed, stop=tuple(stop), grammar=grammar)
+                           seed=self.params.seed, stop=tuple(stop), grammar=grammar, cache_prefix=prefix)
         with self._lock:  # one request on the engine at a time; gate and retrieval never wait here
             return self._stream(run, rendered, params, on_token, cancel)
 
@@ -300,6 +306,8 @@ class Assistant:
             st["decode_ms"] = round(st["decode_ms"] + s.decode_ms, 3)
             st["decode_tps"] = round(s.decode_tps, 2)
             st["finish"] = s.finish
+            st["cache"] = s.cache
+            st["cache_hit"] = st["cache_hit"] or s.cache in ("kv", "ram", "disk")
         cancelled = (s is not None and s.finish == "cancelled") or (cancel is not None and cancel.is_set())
         return text, cancelled
 

@@ -80,6 +80,15 @@ def render(template: str, sections: Iterable[Section], question: str) -> str:
     return head + format_sections(sections) + mid + clean_text(question) + tail
 
 
+def render_prefix(template: str, sections: Iterable[Section]) -> str:
+    """The prompt up to the question (instructions and policy text): the part whose KV state the engine
+    caches (`GenParams.cache_prefix`); it ends before the space that joins the question's first word."""
+    template = _normalized(template)
+    head, rest = template.split("{sections}", 1)
+    mid = rest.split("{question}", 1)[0]
+    return (head + format_sections(sections) + mid).rstrip(" ")
+
+
 # -- grammars --------------------------------------------------------------------------------------
 def gbnf_literal(text: str) -> str:
     out = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\r", "\\r")

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import typer
 
+from edgetui.cli_errors import fail
+
 distill_app = typer.Typer(add_completion=False, no_args_is_help=True,
                           help="Distil a teacher bundle into a smaller student bundle (needs the train extra).")
 CONFIG = typer.Option(..., "--config", "-c", help="Distillation config (TOML), e.g. configs/distill-demo.toml.")
@@ -45,22 +47,17 @@ def _errors() -> tuple[type[Exception], ...]:
     return tuple(errs)
 
 
-def _fail(msg: str, code: int = 2) -> None:
-    typer.echo(f"error: {msg}", err=True)
-    raise typer.Exit(code)
-
-
 def _load(config: Path):
     try:
         import torch  # noqa: F401
     except ImportError:
-        _fail("torch is not installed: pip install -e '.[train]' (torch==2.13.0 is the CPU wheel)")
+        fail("torch is not installed: pip install -e '.[train]' (torch==2.13.0 is the CPU wheel)")
     from edgetui.distill.config import DistillConfigError, load_config
 
     try:
         return load_config(config)
     except DistillConfigError as e:
-        _fail(str(e))
+        fail(str(e))
 
 
 def _capture_progress():
@@ -84,7 +81,7 @@ def _step(name: str, fn, *a, **kw):
     try:
         out = fn(*a, **kw)
     except _errors() as e:
-        _fail(f"{name}: {e}")
+        fail(f"{name}: {e}")
     typer.echo(f"== {name} done in {time.monotonic() - t0:.0f} s", err=True)
     return out
 

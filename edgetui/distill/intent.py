@@ -2,16 +2,18 @@
 
 Labelled examples are generated from the corpus (the capture's question templates) and from templates
 for the other intents; golden-set questions are refused by the same guard as the capture. A hashed
-n-gram vector (`edgetui.engine.onnx_runtime.intent_features`) feeds a small MLP, exported to ONNX and
-run by onnxruntime (`OnnxIntentClassifier`). `measure` compares it with the assistant's rule gate on a
+n-gram vector (`intent_features`) feeds a small MLP, exported to ONNX and run by onnxruntime
+(`OnnxIntentClassifier`). `measure` compares it with the assistant's rule gate on a
 held-out split and on the golden set (evaluation only: golden questions never reach training).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import random
 import time
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +21,10 @@ import torch
 from torch import nn
 
 from edgetui.distill.prompts import OUT_OF_SCOPE, GoldenGuard, generate
-from edgetui.engine.onnx_runtime import FEATURES, INTENTS, OnnxIntentClassifier, intent_features
+from edgetui.engine.base import ModelFileError
+
+INTENTS = ("policy_question", "escalation", "small_talk", "out_of_scope")
+FEATURES = 4096
 
 SMALL_TALK = ["hi", "hello", "hey there", "good morning", "good afternoon", "thanks", "thank you so much",
               "cheers mate", "ok thanks", "bye", "see you tomorrow", "how are you", "how's it going",
@@ -42,6 +47,51 @@ OOS_X = ["football scores", "a pizza recipe", "my payslip", "holiday bookings", 
 OOS_Y = ["bake bread", "change my desktop wallpaper", "book annual leave", "learn french", "fix my bike",
          "write a cover letter", "renew my passport", "play chess better", "claim mileage", "reset my voicemail",
          "invest in shares", "cook a steak", "train for a marathon", "buy a house", "update my phone"]
+
+
+def intent_features(text: str) -> np.ndarray:
+    """Hashed bag of words, word bigrams and character 3-grams, L2-normalised: float32 [FEATURES].
+
+    Shared by the trainer and `OnnxIntentClassifier`, so both see the same vector.
+    """
+    t = " ".join(text.lower().split())
+    words = t.replace("?", " ").replace(",", " ").replace(".", " ").split()
+    grams = [f"w:{w}" for w in words] + [f"b:{a}_{b}" for a, b in zip(words, words[1:], strict=False)]
+    padded = f" {t} "
+    grams += [f"c:{padded[i:i + 3]}" for i in range(len(padded) - 2)]
+    v = np.zeros(FEATURES, dtype=np.float32)
+    for g in grams:
+        v[zlib.crc32(g.encode()) % FEATURES] += 1.0
+    n = float(np.linalg.norm(v))
+    return v / n if n else v
+
+
+class OnnxIntentClassifier:
+    """The trained classifier run by onnxruntime: `classify(text) -> (intent, probability)`, well under 2 ms."""
+
+    def __init__(self, model_path: str | os.PathLike, n_threads: int = 1):
+        import onnxruntime as ort
+
+        p = Path(model_path)
+        if not p.is_file():
+            raise ModelFileError(f"intent model {p} is missing: train it with `edgetui distill intent`")
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = n_threads
+        opts.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(str(p), opts, providers=["CPUExecutionProvider"])
+        meta = self.session.get_modelmeta().custom_metadata_map
+        self.labels = tuple(json.loads(meta.get("edgetui.intents", json.dumps(INTENTS))))
+
+    def probabilities(self, text: str) -> dict[str, float]:
+        (logits,) = self.session.run(None, {"features": intent_features(text)[None, :]})
+        z = logits[0] - logits[0].max()
+        p = np.exp(z) / np.exp(z).sum()
+        return {label: float(x) for label, x in zip(self.labels, p, strict=True)}
+
+    def classify(self, text: str) -> tuple[str, float]:
+        probs = self.probabilities(text)
+        best = max(probs, key=probs.get)
+        return best, probs[best]
 
 
 def examples(corpus_dir: Path, template: str, golden: Path | None, seed: int = 0) -> list[tuple[str, int]]:

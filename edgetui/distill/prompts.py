@@ -19,8 +19,7 @@ import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-SECTION_RE = re.compile(r"^## (\d+)\.\s+(.+)$", re.M)
-TITLE_RE = re.compile(r"^# (POL-\d+):\s*(.+)$", re.M)
+from edgetui.assistant.corpus import Section, load_corpus
 
 SECTION_TEMPLATES = [
     "What does {doc_id} say about {title_l}?",
@@ -57,19 +56,6 @@ STOP = frozenset(re.findall(r"\w+", "a an the of to in on for and or is are be a
 
 
 @dataclass(frozen=True)
-class Section:
-    doc_id: str
-    doc_title: str
-    number: int
-    title: str
-    text: str
-
-    @property
-    def cite(self) -> str:
-        return f"{self.doc_id}#{self.number}"
-
-
-@dataclass(frozen=True)
 class CapturePrompt:
     id: str
     kind: str  # section | fact | sentence | paraphrase | messy | out_of_scope
@@ -80,22 +66,6 @@ class CapturePrompt:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def load_sections(corpus_dir: Path) -> list[Section]:
-    out = []
-    for p in sorted(Path(corpus_dir).glob("*.md")):
-        text = p.read_text(encoding="utf-8")
-        m = TITLE_RE.search(text)
-        if not m:
-            continue
-        doc_id, doc_title = m.group(1), m.group(2).strip()
-        heads = list(SECTION_RE.finditer(text))
-        for i, h in enumerate(heads):
-            end = heads[i + 1].start() if i + 1 < len(heads) else len(text)
-            body = text[h.end():end].strip()
-            out.append(Section(doc_id, doc_title, int(h.group(1)), h.group(2).strip(), body))
-    return out
 
 
 def _words(text: str) -> list[str]:
@@ -159,7 +129,7 @@ def _retrieve(question: str, target: Section | None, sections: list[Section], k:
 
 
 def format_context(sections: list[Section]) -> str:
-    return "\n\n".join(f"[{s.cite}] {s.doc_title}: {s.title}\n{s.text}" for s in sections)
+    return "\n\n".join(f"[{s.id}] {s.doc_title}: {s.title}\n{s.text}" for s in sections)
 
 
 def render(template: str, context: str, question: str) -> str:
@@ -188,7 +158,7 @@ def generate(corpus_dir: Path, template: str, golden_path: Path | None, limit: i
              seed: int = 0, k_sections: int = 3) -> tuple[list[CapturePrompt], int]:
     """All capture prompts (shuffled deterministically, cut to `limit`) and how many the guard refused."""
     rng = random.Random(seed)
-    sections = load_sections(corpus_dir)
+    sections = load_corpus(corpus_dir)
     guard = GoldenGuard(golden_path)
     raw: list[tuple[str, str, Section | None]] = []
     for s in sections:
@@ -211,7 +181,7 @@ def generate(corpus_dir: Path, template: str, golden_path: Path | None, limit: i
 
     def fallback(q: str, target: Section | None):
         ctx = _retrieve(q, target, sections, k_sections)
-        return render(template, format_context(ctx), q), tuple(s.cite for s in ctx), None
+        return render(template, format_context(ctx), q), tuple(s.id for s in ctx), None
 
     prompt_for = production or fallback
     prompts, refused, seen = [], 0, set()

@@ -47,6 +47,9 @@ class GenParams:
     seed: int = 0
     stop: tuple[str, ...] = ()
     grammar: str | None = None  # GBNF text; the llama.cpp runtime compiles and caches it
+    # the start of the prompt whose KV state is worth keeping (instructions + policy text, not the question):
+    # the llama.cpp runtime restores it from its state cache instead of evaluating it again
+    cache_prefix: str | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -61,6 +64,7 @@ class Stats:
     decode_tokens: int = 0
     decode_ms: float = 0.0  # first token to last token
     finish: str = "stop"  # stop | length | cancelled | error
+    cache: str = ""  # the cache_prefix's state: kv (still loaded), ram, disk (restored), miss (evaluated, saved)
     start: float = 0.0  # time.monotonic() at request start
     token_times: tuple[float, ...] = field(default=(), repr=False)
 

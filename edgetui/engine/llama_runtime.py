@@ -10,7 +10,6 @@ testing all 49k SmolLM2 tokens against the grammar on every step, which halved d
 
 from __future__ import annotations
 
-import codecs
 import ctypes
 import os
 import time
@@ -19,7 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from edgetui.engine.base import GenParams, ModelFileError, PromptTooLong
+from edgetui.engine.base import GenParams, ModelFileError
+from edgetui.engine.decode import check_fits, decode
+from edgetui.engine.state_cache import CacheKey, StateCache
 
 GGUF_MAGIC = b"GGUF"
 
@@ -42,7 +43,8 @@ class LlamaRuntime:
 
     name = "llama.cpp"
 
-    def __init__(self, model_path: str, n_ctx: int = 2048, n_threads: int | None = None, n_batch: int = 512):
+    def __init__(self, model_path: str, n_ctx: int = 2048, n_threads: int | None = None, n_batch: int = 512,
+                 state_dir: str | None = None):
         check_gguf(model_path)
         import llama_cpp
 
@@ -64,6 +66,11 @@ class LlamaRuntime:
         vocab = llama_cpp.llama_model_get_vocab(self.llm.model)
         self._eog = {t for t in range(self.llm.n_vocab()) if llama_cpp.llama_vocab_is_eog(vocab, t)}
         self._grammars: dict[str, object] = {}
+        st = Path(model_path).stat()
+        build = f"llama-cpp-python {llama_cpp.__version__}; {llama_cpp.llama_print_system_info().decode()}"
+        key = CacheKey(model=f"{Path(model_path).resolve()}:{st.st_size}:{st.st_mtime_ns}", build=build,
+                       n_ctx=self.n_ctx, n_batch=n_batch)
+        self.states = StateCache(Path(state_dir) if state_dir else None, key)
 
     def tokenize(self, text: str) -> list[int]:
         return self.llm.tokenize(text.encode("utf-8"), add_bos=True, special=True)
@@ -88,65 +95,74 @@ class LlamaRuntime:
             n += 1
         return n - 1 if n == len(tokens) else n
 
+    # -- KV state cache ------------------------------------------------------------------------------
+    def _prefix_len(self, tokens: list[int], prefix: str) -> int:
+        """How many leading tokens of the prompt are the cache prefix's (tokenized alone, a prefix can end
+        in a token the full prompt merges with the next word; only the common run counts)."""
+        n = 0
+        for a, b in zip(self.tokenize(prefix), tokens, strict=False):
+            if a != b:
+                break
+            n += 1
+        return n
+
+    def _state_blob(self) -> bytes:
+        import llama_cpp
+
+        ctx = self.llm._ctx.ctx
+        size = llama_cpp.llama_state_get_size(ctx)
+        buf = (ctypes.c_uint8 * int(size))()
+        n = llama_cpp.llama_state_get_data(ctx, buf, size)
+        return bytes(buf[: int(n)])
+
+    def _load_blob(self, blob: bytes, tokens: list[int]) -> bool:
+        import llama_cpp
+
+        buf = (ctypes.c_uint8 * len(blob)).from_buffer_copy(blob)
+        if llama_cpp.llama_state_set_data(self.llm._ctx.ctx, buf, len(blob)) != len(blob):
+            self.llm.reset()
+            return False
+        self.llm.input_ids[: len(tokens)] = tokens
+        self.llm.n_tokens = len(tokens)
+        return True
+
+    def _restore(self, prefix: list[int]) -> str:
+        """Put the prefix's KV state in place: "kv" already there, "ram"/"disk" restored from the cache,
+        "miss" evaluated (what is already loaded reused) and saved for the next prompt with this prefix."""
+        n = len(prefix)
+        if self.llm.n_tokens >= n and list(self.llm.input_ids[:n]) == prefix:
+            return "kv"
+        digest = self.states.key.digest(prefix)
+        blob, where = self.states.get(digest)
+        if blob is not None and self._load_blob(blob, prefix):
+            return where
+        keep = min(self._reused(prefix), self.llm.n_tokens)
+        self.llm.n_tokens = keep
+        self.llm.eval(prefix[keep:])
+        self.states.put(digest, self._state_blob())
+        return "miss"
+
     def stream(self, prompt: str, p: GenParams, cancelled: Callable[[], bool]) -> Iterator[tuple]:
         start = time.monotonic()
         tokens = self.tokenize(prompt)
-        if len(tokens) + p.max_tokens > self.n_ctx:
-            raise PromptTooLong(
-                f"prompt is {len(tokens)} tokens; with max_tokens {p.max_tokens} it exceeds the "
-                f"{self.n_ctx}-token context: shorten the input or raise n_ctx in the bundle"
-            )
-        reused = max(0, self._reused(tokens))
+        check_fits(len(tokens), p, self.n_ctx)
+        cache, reused = "", max(0, self._reused(tokens))
+        if p.cache_prefix and prompt.startswith(p.cache_prefix):
+            n = self._prefix_len(tokens, p.cache_prefix)
+            if 0 < n < len(tokens):
+                cache = self._restore(tokens[:n])
+                if cache != "miss":  # on a miss the prefix was just evaluated: it counts as recomputed
+                    reused = max(0, self._reused(tokens))
         self.llm.set_seed(p.seed)
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        held, text_all = "", ""
-        n_out, t_first, t_last, finish = 0, 0.0, 0.0, "length"
-        times: list[float] = []
-        gen = self.llm.generate(
+        ids = self.llm.generate(
             tokens, temp=p.temperature, top_p=p.top_p, top_k=40 if p.temperature > 0 else 1,
             min_p=0.0, repeat_penalty=1.0, grammar=self._grammar(p.grammar),
         )
-        for tok in gen:
-            now = time.monotonic()
-            if n_out == 0:
-                t_first = now
-            t_last = now
-            if tok in self._eog:
-                finish = "stop"
-                break
-            n_out += 1
-            times.append(now)
-            piece = decoder.decode(self.llm.detokenize([tok]))
-            held += piece
-            text_all += piece
-            stop_at = _find_stop(text_all, p.stop)
-            if stop_at is not None:
-                emit = held[: len(held) - (len(text_all) - stop_at)]
-                if emit:
-                    yield ("tok", emit, tok, now)
-                finish = "stop"
-                break
-            keep = _stop_prefix_len(text_all, p.stop)
-            emit, held = (held[: len(held) - keep], held[len(held) - keep :]) if keep else (held, "")
-            if emit:
-                yield ("tok", emit, tok, now)
-            if cancelled():
-                finish = "cancelled"
-                break
-            if n_out >= p.max_tokens:
-                finish = "length"
-                break
-        else:
-            finish = "stop"
-        gen.close()
-        if held and finish != "stop":
-            yield ("tok", held, -1, time.monotonic())
-        yield ("done", {
-            "prompt_tokens": len(tokens), "prompt_reused": reused,
-            "prompt_ms": (t_first - start) * 1000 if n_out or t_first else 0.0,
-            "decode_tokens": n_out, "decode_ms": (t_last - t_first) * 1000 if n_out > 1 else 0.0,
-            "finish": finish, "token_times": times,
-        })
+        for event in decode(ids, lambda tok: self.llm.detokenize([tok]), self._eog, p, cancelled, start,
+                            len(tokens), reused):
+            if event[0] == "done":
+                event[1]["cache"] = cache
+            yield event
 
 
 class GreedyGrammarSampler:
@@ -211,19 +227,3 @@ def _edge_llama_class():
             return super()._init_sampler(**kw)
 
     return EdgeLlama
-
-
-def _find_stop(text: str, stops: tuple[str, ...]) -> int | None:
-    hits = [i for s in stops if s and (i := text.find(s)) >= 0]
-    return min(hits) if hits else None
-
-
-def _stop_prefix_len(text: str, stops: tuple[str, ...]) -> int:
-    """Length of the longest tail of `text` that could still grow into a stop string."""
-    best = 0
-    for s in stops:
-        for k in range(min(len(s) - 1, len(text)), 0, -1):
-            if s.startswith(text[-k:]):
-                best = max(best, k)
-                break
-    return best

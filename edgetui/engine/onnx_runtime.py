@@ -10,17 +10,16 @@ llama.cpp feature: a request that names one is served unconstrained here.
 
 from __future__ import annotations
 
-import codecs
 import json
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 
 import numpy as np
 
-from edgetui.engine.base import GenParams, ModelFileError, PromptTooLong
-from edgetui.engine.llama_runtime import _find_stop, _stop_prefix_len
+from edgetui.engine.base import GenParams, ModelFileError
+from edgetui.engine.decode import check_fits, decode
 
 TOKENIZER_NAME = "tokenizer.json"
 
@@ -140,108 +139,18 @@ class OnnxRuntime:
         tokens = self.tokenize(prompt)
         if not tokens:
             tokens = [next(iter(self._eog))]
-        if len(tokens) + p.max_tokens > self.n_ctx:
-            raise PromptTooLong(
-                f"prompt is {len(tokens)} tokens; with max_tokens {p.max_tokens} it exceeds the "
-                f"{self.n_ctx}-token context: shorten the input or raise n_ctx in the bundle"
-            )
+        check_fits(len(tokens), p, self.n_ctx)
         reused = self._reuse_prefix(tokens)
         rng = np.random.default_rng(p.seed)
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        held, text_all = "", ""
-        n_out, t_first, t_last, finish = 0, 0.0, 0.0, "length"
-        times: list[float] = []
-        logits = self._step(tokens[reused:])
-        while True:
-            tok = self._pick(logits, p, rng)
-            now = time.monotonic()
-            if n_out == 0:
-                t_first = now
-            t_last = now
-            if tok in self._eog:
-                finish = "stop"
-                break
-            n_out += 1
-            times.append(now)
-            piece = decoder.decode(self._token_bytes[tok] if tok < len(self._token_bytes) else b"")
-            held += piece
-            text_all += piece
-            stop_at = _find_stop(text_all, p.stop)
-            if stop_at is not None:
-                emit = held[: len(held) - (len(text_all) - stop_at)]
-                if emit:
-                    yield ("tok", emit, tok, now)
-                finish = "stop"
-                break
-            keep = _stop_prefix_len(text_all, p.stop)
-            emit, held = (held[: len(held) - keep], held[len(held) - keep :]) if keep else (held, "")
-            if emit:
-                yield ("tok", emit, tok, now)
-            if cancelled():
-                finish = "cancelled"
-                break
-            if n_out >= p.max_tokens:
-                finish = "length"
-                break
-            logits = self._step([tok])
-        if held and finish != "stop":
-            yield ("tok", held, -1, time.monotonic())
-        stats = {
-            "prompt_tokens": len(tokens), "prompt_reused": reused,
-            "prompt_ms": (t_first - start) * 1000 if t_first else 0.0,
-            "decode_tokens": n_out, "decode_ms": (t_last - t_first) * 1000 if n_out > 1 else 0.0,
-            "finish": finish, "token_times": times,
-        }
-        yield ("done", stats)
 
+        def ids() -> Generator[int, None, None]:
+            logits = self._step(tokens[reused:])
+            while True:
+                tok = self._pick(logits, p, rng)
+                yield tok
+                logits = self._step([tok])  # only when the loop asks for the next token
 
-# -- intent gate classifier -------------------------------------------------------------------------
-INTENTS = ("policy_question", "escalation", "small_talk", "out_of_scope")
-FEATURES = 4096
+        yield from decode(ids(), self._bytes_of, self._eog, p, cancelled, start, len(tokens), reused)
 
-
-def intent_features(text: str) -> np.ndarray:
-    """Hashed bag of words, word bigrams and character 3-grams, L2-normalised: float32 [FEATURES].
-
-    Shared by the trainer (`edgetui distill intent`) and the runtime, so both see the same vector.
-    """
-    import zlib
-
-    t = " ".join(text.lower().split())
-    words = t.replace("?", " ").replace(",", " ").replace(".", " ").split()
-    grams = [f"w:{w}" for w in words] + [f"b:{a}_{b}" for a, b in zip(words, words[1:], strict=False)]
-    padded = f" {t} "
-    grams += [f"c:{padded[i:i + 3]}" for i in range(len(padded) - 2)]
-    v = np.zeros(FEATURES, dtype=np.float32)
-    for g in grams:
-        v[zlib.crc32(g.encode()) % FEATURES] += 1.0
-    n = float(np.linalg.norm(v))
-    return v / n if n else v
-
-
-class OnnxIntentClassifier:
-    """The intent gate's learned classifier: `classify(text) -> (intent, probability)`, well under 2 ms."""
-
-    def __init__(self, model_path: str | os.PathLike, n_threads: int = 1):
-        import onnxruntime as ort
-
-        p = Path(model_path)
-        if not p.is_file():
-            raise ModelFileError(f"intent model {p} is missing: train it with `edgetui distill intent`")
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = n_threads
-        opts.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(str(p), opts, providers=["CPUExecutionProvider"])
-        meta = self.session.get_modelmeta().custom_metadata_map
-        self.labels = tuple(json.loads(meta.get("edgetui.intents", json.dumps(INTENTS))))
-
-    def probabilities(self, text: str) -> dict[str, float]:
-        (logits,) = self.session.run(None, {"features": intent_features(text)[None, :]})
-        z = logits[0] - logits[0].max()
-        p = np.exp(z) / np.exp(z).sum()
-        return {label: float(x) for label, x in zip(self.labels, p, strict=True)}
-
-    def classify(self, text: str) -> tuple[str, float]:
-        probs = self.probabilities(text)
-        best = max(probs, key=probs.get)
-        return best, probs[best]
+    def _bytes_of(self, tok: int) -> bytes:
+        return self._token_bytes[tok] if tok < len(self._token_bytes) else b""

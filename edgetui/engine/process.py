@@ -17,7 +17,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from edgetui.engine.base import (
     EngineCrashed,
@@ -42,6 +41,7 @@ class EngineSpec:
     n_threads: int | None = None
     n_batch: int = 512
     log_path: str | None = None
+    state_dir: str | None = None  # where the llama.cpp runtime keeps KV states on disk (None: RAM only)
     extra: dict = field(default_factory=dict)
 
 
@@ -49,7 +49,7 @@ def _load_runtime(spec: EngineSpec):
     if spec.runtime == "llama":
         from edgetui.engine.llama_runtime import LlamaRuntime
 
-        return LlamaRuntime(spec.model_path, spec.n_ctx, spec.n_threads, spec.n_batch)
+        return LlamaRuntime(spec.model_path, spec.n_ctx, spec.n_threads, spec.n_batch, state_dir=spec.state_dir)
     if spec.runtime == "onnx":
         from edgetui.engine.onnx_runtime import OnnxRuntime
 
@@ -299,8 +299,3 @@ class ProcessEngine:
         for cb in list(self.listeners):
             with contextlib.suppress(Exception):  # a listener must never break generation
                 cb(event)
-
-
-def engine_for_model(model_path: str | Path, n_ctx: int = 2048, n_threads: int | None = None,
-                     log_path: str | None = None, runtime: str = "llama") -> ProcessEngine:
-    return ProcessEngine(EngineSpec(str(model_path), runtime, n_ctx, n_threads, log_path=log_path))

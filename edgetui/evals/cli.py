@@ -8,10 +8,15 @@ exits 0 when it ran (and, with --gate, every bundle passed), 1 when a gate faile
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from pathlib import Path
 
 import typer
+
+from edgetui.cli_errors import BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, fail
+
+log = logging.getLogger(__name__)
 
 
 def _progress(run, result, done: int, total: int) -> None:
@@ -40,7 +45,6 @@ def eval_command(
     fresh: bool = typer.Option(False, "--fresh", help="Start a new run instead of resuming an unfinished one."),
 ) -> None:
     """Run the golden set on bundles, score, compare with the baseline and gate the release."""
-    from edgetui.cli import BAD_INPUT, fail
     from edgetui.config import paths
     from edgetui.evals import report
     from edgetui.evals.golden import GoldenError, default_golden_path, load_golden
@@ -67,7 +71,7 @@ def eval_command(
                                         fresh=fresh, on_result=_progress))
     except KeyboardInterrupt:
         typer.echo("interrupted: finished cases are stored; run the same command again to resume", err=True)
-        raise typer.Exit(130) from None
+        raise typer.Exit(EXIT_INTERRUPTED) from None
     except BAD_INPUT as e:
         fail(f"{e}")
     if junit is not None:
@@ -83,7 +87,8 @@ def eval_command(
             typer.echo("")
         if len(outs) > 1:
             typer.echo(report.matrix(outs))
-    raise typer.Exit(1 if gate and not all_passed else 0)
+    log.info("eval: %d run(s), %s", len(outs), "all gates passed" if all_passed else "a gate failed")
+    raise typer.Exit(EXIT_FAILED if gate and not all_passed else EXIT_OK)
 
 
 def register(app: typer.Typer) -> None:

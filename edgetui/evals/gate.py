@@ -8,16 +8,19 @@ the cases both runs have, so a smoke run can be held against a full baseline run
 Baseline by default: the last passing run of the previously active bundle on the same golden set
 (its sha256); without OTA history, the last passing run of another version of the same bundle.
 
-`smoke_gate` is the one call the OTA installer needs after installing a bundle.
+This module is the verdict only: it runs nothing. Running the smoke subset and gating it after an
+install is `edgetui.evals.smoke_gate.smoke_gate`.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
+from edgetui.config import Paths
 from edgetui.evals.runs import CaseResult, RunRow, RunStore
 from edgetui.evals.stats import quality, slice_table
+from edgetui.ota import history
+from edgetui.ota.store import Store
 
 DEFAULT_MAX_DROP = 0.02
 EPS = 1e-9
@@ -52,7 +55,7 @@ class Check:
 
 
 @dataclass(frozen=True)
-class GateResult:
+class GateVerdict:
     """The verdict: `passed`, the failed checks in words (`reasons`), every check, and the deltas."""
 
     passed: bool
@@ -67,13 +70,13 @@ class GateResult:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> GateResult:
+    def from_dict(cls, d: dict) -> GateVerdict:
         return cls(d["passed"], list(d["reasons"]), d.get("run_id"), [Check(**c) for c in d.get("checks", [])],
                    d.get("baseline"), d.get("deltas", {}), list(d.get("notes", [])))
 
 
 def evaluate(run: RunRow, results: list[CaseResult], bars: Bars, baseline: RunRow | None = None,
-             baseline_results: list[CaseResult] | None = None, notes: list[str] | None = None) -> GateResult:
+             baseline_results: list[CaseResult] | None = None, notes: list[str] | None = None) -> GateVerdict:
     """Hold a finished run's numbers against the bars and the baseline."""
     checks: list[Check] = []
     notes = list(notes or [])
@@ -117,7 +120,7 @@ def evaluate(run: RunRow, results: list[CaseResult], bars: Bars, baseline: RunRo
         if baseline.machine.get("cpu") != run.machine.get("cpu"):
             notes.append("baseline ran on a different CPU: latency deltas are not comparable")
     reasons = [c.detail for c in checks if not c.ok]
-    return GateResult(not reasons, reasons, run.id, checks, base_info, deltas, notes)
+    return GateVerdict(not reasons, reasons, run.id, checks, base_info, deltas, notes)
 
 
 def compare(results: list[CaseResult], baseline_results: list[CaseResult]) -> dict:
@@ -160,11 +163,9 @@ def select_baseline(store: RunStore, run: RunRow, ref: str | None = None) -> Run
                               before_id=run.id, scorer_version=run.scorer_version)
 
 
-def default_baseline_ref(paths, candidate_ref: str) -> str | None:
+def default_baseline_ref(paths: Paths, candidate_ref: str) -> str | None:
     """The previously active bundle: the active one when the candidate is not (yet) active, else the
     one active before it according to the OTA history (None when there is no such history)."""
-    from edgetui.ota.store import Store
-
     active = Store(paths.store).active_ref()
     if active is not None and f"{active[0]}@{active[1]}" != candidate_ref:
         return f"{active[0]}@{active[1]}"
@@ -172,70 +173,6 @@ def default_baseline_ref(paths, candidate_ref: str) -> str | None:
     return ref if ref != candidate_ref else None
 
 
-def previous_active_ref(paths, current_ref: str | None = None) -> str | None:
-    """The bundle that was active before `current_ref`, from the OTA history when that part has one."""
-    try:
-        from edgetui.ota import history
-    except ImportError:
-        return None
-    fn = getattr(history, "previous_active", None)
-    if fn is None:
-        return None
-    try:
-        ref = fn(paths, current_ref) if current_ref is not None else fn(paths)
-    except Exception:  # history is advisory here: a broken history falls back to the store's runs
-        return None
-    return ref if isinstance(ref, str) else getattr(ref, "ref", None)
-
-
-def smoke_gate(bundle, paths, baseline_bundle=None, timeout_s: float = 300.0, golden_path: Path | None = None,
-               run_missing_baseline: bool = True) -> GateResult:
-    """Run the smoke subset on an installed `bundle` and gate it; the one call the OTA installer needs.
-
-    `bundle` is an `edgetui.ota.bundle.Bundle`, `paths` an `edgetui.config.Paths`. `baseline_bundle`
-    (a Bundle, or None) is what it must not regress against, usually the previously active bundle:
-    its last passing run (smoke or full) on the same golden set is the baseline; when it has none and
-    `run_missing_baseline` is true, its smoke subset is run first (one more model load). Without a
-    baseline bundle the default rules apply (see `default_baseline_ref`). `timeout_s` bounds the
-    whole call: at the deadline the run in progress is cancelled, its finished cases stay stored (a
-    later call resumes them) and the gate fails. Any error is a failed gate, never an exception,
-    except a golden set that fails validation (`GoldenError`: bad input, nothing stored).
-
-    Returns `GateResult(passed, reasons, run_id, ...)`: `reasons` lists each failed check in words;
-    the run and its verdict are stored in the database like any `edgetui eval` run.
-    """
-    import threading
-
-    from edgetui.db import open_db
-    from edgetui.evals.golden import GoldenError, default_golden_path, load_golden
-    from edgetui.evals.runner import evaluate_bundle
-
-    golden_path = golden_path or default_golden_path(bundle.name)
-    golden = load_golden(golden_path)
-    base_ref = baseline_bundle.ref if baseline_bundle is not None else None
-    cancel = threading.Event()
-    timer = threading.Timer(timeout_s, cancel.set)
-    timer.daemon = True
-    timer.start()
-    try:
-        if base_ref is not None and run_missing_baseline and base_ref != bundle.ref:
-            db = open_db(p=paths)
-            try:
-                missing = RunStore(db).last_passing(golden.sha256, bundle_ref=base_ref) is None
-            finally:
-                db.conn.close()
-            if missing:
-                evaluate_bundle(baseline_bundle, paths, golden_path=golden_path, smoke=True, timeout_s=timeout_s,
-                                cancel=cancel)
-        out = evaluate_bundle(bundle, paths, golden_path=golden_path, smoke=True, baseline_ref=base_ref,
-                              timeout_s=timeout_s, cancel=cancel)
-    except GoldenError:
-        raise
-    except Exception as e:
-        return GateResult(False, [f"smoke eval could not run: {type(e).__name__}: {e}"])
-    finally:
-        timer.cancel()
-    if out.gate is None:
-        return GateResult(False, [f"smoke run {out.run.id} did not finish within {timeout_s:g} s "
-                                  f"({out.run.n_done}/{out.run.n_cases} cases)"], out.run.id)
-    return out.gate
+def previous_active_ref(paths: Paths, current_ref: str | None = None) -> str | None:
+    """The bundle that was active before `current_ref` (default: the latest activation), from the OTA history."""
+    return history.previous_active(paths, current_ref)

@@ -14,9 +14,9 @@ import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from edgetui.config import REPO_ROOT
+from edgetui.config import shipped_dir
 
-GOLDEN_ROOT = REPO_ROOT / "golden_sets"
+GOLDEN_ROOT = shipped_dir("golden_sets")  # the checkout's golden_sets/, or the wheel's package data
 SLICES = ("canonical", "paraphrase", "messy", "multi_section", "abstain", "confidential", "injection", "revision")
 CITATION_RE = re.compile(r"^[A-Z]+-\d+#\d+$")
 CASE_KEYS = {"id", "slice", "question", "expect", "notes"}
@@ -258,12 +258,3 @@ def default_smoke(cases: list[GoldenCase] | tuple[GoldenCase, ...], size: int = 
         rank += 1
     order = {c.id: i for i, c in enumerate(cases)}
     return tuple(sorted(picked, key=order.__getitem__))
-
-
-def corpus_digest(corpus_dir: Path) -> str:
-    """sha256 over (relative path, file sha256) of every corpus file: what a golden set targets."""
-    h = hashlib.sha256()
-    for p in sorted(corpus_dir.rglob("*")):
-        if p.is_file():
-            h.update(f"{p.relative_to(corpus_dir).as_posix()}\0{sha256_bytes(p.read_bytes())}\n".encode())
-    return h.hexdigest()

@@ -6,7 +6,7 @@ import re
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
 
-from edgetui.evals.runner import Outcome
+from edgetui.evals.runner import EvalOutcome
 from edgetui.evals.runs import RunRow
 
 _XML_BAD = re.compile("[^\x09\x0a\x0d\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
@@ -37,7 +37,7 @@ def latency_lines(run: RunRow) -> list[str]:
             f"overhead ratio {ratio if ratio is not None else 'n/a'}"]
 
 
-def slice_rows(out: Outcome) -> list[tuple[str, str, str, str, str, str]]:
+def slice_rows(out: EvalOutcome) -> list[tuple[str, str, str, str, str, str]]:
     """(slice, cases, passed, quality, baseline, delta) per slice, then overall; '—' without a baseline."""
     deltas = (out.gate.deltas if out.gate else {}) or {}
 
@@ -51,13 +51,13 @@ def slice_rows(out: Outcome) -> list[tuple[str, str, str, str, str, str]]:
     return rows
 
 
-def slice_lines(out: Outcome) -> list[str]:
+def slice_lines(out: EvalOutcome) -> list[str]:
     lines = [f"{'slice':<15}{'cases':>6}{'pass':>6}{'quality':>9}{'baseline':>10}{'delta':>8}"]
     lines += [f"{a:<15}{b:>6}{c:>6}{d:>9}{e:>10}{f:>8}" for a, b, c, d, e, f in slice_rows(out)]
     return lines
 
 
-def table(out: Outcome, width: int = 80) -> str:
+def table(out: EvalOutcome, width: int = 80) -> str:
     """The human report: header, per-slice table with deltas, latency, gate verdict, failed cases."""
     run = out.run
     lines = [f"eval run {run.id} · {run.bundle_ref} · {run.subset}, {run.n_cases} cases",
@@ -84,7 +84,7 @@ def table(out: Outcome, width: int = 80) -> str:
     return "\n".join(lines)
 
 
-def matrix(outs: list[Outcome], width: int = 80) -> str:
+def matrix(outs: list[EvalOutcome], width: int = 80) -> str:
     """Several bundles side by side on one golden set: slices × bundles, then each verdict and why."""
     refs = [o.run.bundle_ref for o in outs]
     col = max(12, min(20, max(len(r) for r in refs) + 1))
@@ -118,7 +118,7 @@ def _bar(v) -> str:
     return "—" if v is None else f"{v:g}"
 
 
-def outcome_json(out: Outcome) -> dict:
+def outcome_json(out: EvalOutcome) -> dict:
     run = out.run
     return {
         "run_id": run.id, "status": run.status, "resumed_cases": out.resumed,
@@ -137,7 +137,7 @@ def outcome_json(out: Outcome) -> dict:
     }
 
 
-def junit(outs: list[Outcome]) -> bytes:
+def junit(outs: list[EvalOutcome]) -> bytes:
     """JUnit XML: one testsuite per bundle run, one testcase per golden case."""
     root = ET.Element("testsuites", name="edgetui eval")
     totals = {"tests": 0, "failures": 0, "errors": 0, "time": 0.0}

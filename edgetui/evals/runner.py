@@ -11,6 +11,7 @@ Timing: `wall_s` covers the case loop only (the engine is started before it, `lo
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -21,7 +22,7 @@ from typing import Any
 import sqlite_utils
 
 from edgetui.engine.base import EngineError
-from edgetui.evals.gate import Bars, GateResult, default_baseline_ref, evaluate, select_baseline
+from edgetui.evals.gate import Bars, GateVerdict, default_baseline_ref, evaluate, select_baseline
 from edgetui.evals.golden import GoldenCase, GoldenSet, default_golden_path, load_golden
 from edgetui.evals.runs import CaseResult, RunRow, RunStore, Target, run_key
 from edgetui.evals.scoring import score_case
@@ -29,15 +30,16 @@ from edgetui.evals.stats import gen_ms_from_stats, latency, slice_table
 from edgetui.evals.stats import quality as pass_rate
 
 AskFn = Callable[[str, threading.Event | None], Any]
+log = logging.getLogger(__name__)
 
 
 @dataclass
-class Outcome:
+class EvalOutcome:
     """What one bundle's run produced; `gate` is None while the run is unfinished."""
 
     run: RunRow
     results: list[CaseResult]
-    gate: GateResult | None
+    gate: GateVerdict | None
     baseline: RunRow | None = None
     resumed: int = 0  # cases already done when this session started
 
@@ -95,7 +97,7 @@ def run_eval(db: sqlite_utils.Database, golden: GoldenSet, target: Target, ask: 
              fresh: bool = False, start: Callable[[], None] | None = None, baseline_ref: str | None = None,
              default_ref: str | None = None, on_result: Callable[[RunRow, CaseResult, int, int], None] | None = None,
              cancel: threading.Event | None = None, clock: Callable[[], float] = time.monotonic,
-             now: Callable[[], float] = time.time) -> Outcome:
+             now: Callable[[], float] = time.time) -> EvalOutcome:
     """Run (or resume) `target` on `golden`, store every case, and gate the run once it is complete.
 
     `start` warms the engine before the timed loop. `baseline_ref` names the baseline bundle
@@ -119,6 +121,8 @@ def run_eval(db: sqlite_utils.Database, golden: GoldenSet, target: Target, ask: 
         store.claim(run_id)
     else:
         run_id = store.create_run(target, golden, subset, case_ids, now=now())
+    log.info("eval run %d: %s on %s (%s, %d cases, %d already done)", run_id, target.ref, golden.label, subset,
+             len(cases), resumed)
     t0 = clock()
     try:
         for seq, case in enumerate(cases):
@@ -133,19 +137,21 @@ def run_eval(db: sqlite_utils.Database, golden: GoldenSet, target: Target, ask: 
             done.add(case.id)
             if on_result is not None:
                 on_result(store.run(run_id), result, len(done), len(cases))
-    except BaseException:
+    except BaseException as e:
         store.add_time(run_id, clock() - t0, load_s)
         store.interrupt(run_id)
+        log.info("eval run %d interrupted by %s at %d/%d cases", run_id, type(e).__name__, len(done), len(cases))
         raise
     store.add_time(run_id, clock() - t0, load_s)
     if len(done) < len(cases):
         store.interrupt(run_id)
-        return Outcome(store.run(run_id), store.results(run_id), None, resumed=resumed)
+        log.info("eval run %d stopped at %d/%d cases (cancelled)", run_id, len(done), len(cases))
+        return EvalOutcome(store.run(run_id), store.results(run_id), None, resumed=resumed)
     return finish(store, run_id, target, baseline_ref, default_ref, now=now(), resumed=resumed)
 
 
 def finish(store: RunStore, run_id: int, target: Target, baseline_ref: str | None, default_ref: str | None,
-           now: float | None = None, resumed: int = 0) -> Outcome:
+           now: float | None = None, resumed: int = 0) -> EvalOutcome:
     """Summarise a run whose cases are all stored, pick its baseline, gate it and freeze it."""
     results = store.results(run_id)
     summary = summarize(results)
@@ -162,17 +168,20 @@ def finish(store: RunStore, run_id: int, target: Target, baseline_ref: str | Non
     gate = evaluate(run, results, Bars.of(target.bars), baseline,
                     store.results(baseline.id) if baseline else None, notes)
     store.complete(run_id, summary, gate.to_dict(), gate.passed, baseline.id if baseline else None, now=now)
-    return Outcome(store.run(run_id), results, gate, baseline, resumed)
+    log.info("eval run %d complete: quality %.3f (%d/%d passed), gate %s, baseline %s", run_id, summary["quality"],
+             summary["passed"], summary["cases"], "passed" if gate.passed else "FAILED",
+             baseline.id if baseline else None)
+    return EvalOutcome(store.run(run_id), results, gate, baseline, resumed)
 
 
-def load_outcome(store: RunStore, run_id: int) -> Outcome | None:
-    """A stored run as an Outcome (for reports and the eval screen's past runs)."""
+def load_outcome(store: RunStore, run_id: int) -> EvalOutcome | None:
+    """A stored run as an EvalOutcome (for reports and the eval screen's past runs)."""
     run = store.run(run_id)
     if run is None:
         return None
-    gate = GateResult.from_dict(run.gate) if run.gate else None
+    gate = GateVerdict.from_dict(run.gate) if run.gate else None
     baseline = store.run(run.baseline_id) if run.baseline_id else None
-    return Outcome(run, store.results(run_id), gate, baseline)
+    return EvalOutcome(run, store.results(run_id), gate, baseline)
 
 
 # -- the real assistant -------------------------------------------------------------------------
@@ -190,7 +199,7 @@ def assistant_ask(bundle, engine) -> AskFn:
 
 def evaluate_bundle(bundle, paths, golden_path: Path | None = None, smoke: bool = False,
                     baseline_ref: str | None = None, fresh: bool = False, timeout_s: float | None = None,
-                    engine=None, on_result=None, cancel: threading.Event | None = None, db=None) -> Outcome:
+                    engine=None, on_result=None, cancel: threading.Event | None = None, db=None) -> EvalOutcome:
     """Run the golden set on one installed bundle with its own engine child (closed afterwards unless
     the caller passed `engine`)."""
     from edgetui.db import open_db

@@ -12,14 +12,13 @@ import hashlib
 import json
 import os
 import platform
-import socket
 import time
 from dataclasses import asdict, dataclass, field
 from functools import cache
 
 import sqlite_utils
 
-from edgetui import __version__
+from edgetui import __version__, owner
 from edgetui.evals.golden import GoldenSet
 from edgetui.evals.scoring import SCORER_VERSION
 
@@ -160,7 +159,7 @@ def machine_facts() -> dict:
         llama = importlib.metadata.version("llama-cpp-python")
     except Exception:
         llama = None
-    return {"host": socket.gethostname(), "platform": platform.platform(), "cpu": cpu,
+    return {"host": owner.hostname(), "platform": platform.platform(), "cpu": cpu,
             "cores": os.cpu_count(), "python": platform.python_version(), "llama_cpp_python": llama}
 
 
@@ -172,12 +171,13 @@ class RunStore:
     def create_run(self, target: Target, golden: GoldenSet, subset: str, case_ids: list[str],
                    now: float | None = None) -> int:
         m = machine_facts()
+        pid, host = owner.this_process()
         cur = self.db.execute(
             "INSERT INTO eval_runs (started, status, pid, host, key, bundle_name, bundle_version, bundle_digest, "
             "golden_name, golden_version, golden_sha256, golden_path, subset, case_ids, template_sha256, runtime, "
             "bars, edgetui_version, machine, n_cases, wall_s, gen_s, load_s, scorer_version) "
             "VALUES (?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, 0, ?)",
-            (now if now is not None else time.time(), os.getpid(), m["host"],
+            (now if now is not None else time.time(), pid, host,
              run_key(target, golden, subset, case_ids), target.name, target.version, target.digest,
              golden.name, golden.version, golden.sha256, golden.path, subset, json.dumps(case_ids),
              target.template_sha256, json.dumps(target.runtime, sort_keys=True),
@@ -188,7 +188,7 @@ class RunStore:
     def claim(self, run_id: int) -> None:
         """Take over an unfinished run in this process."""
         self.db.execute("UPDATE eval_runs SET status='running', pid=?, host=? WHERE id=?",
-                        (os.getpid(), machine_facts()["host"], run_id))
+                        (*owner.this_process(), run_id))
 
     def add_result(self, run_id: int, seq: int, r: CaseResult, now: float | None = None) -> None:
         conn = self.db.conn
@@ -250,8 +250,7 @@ class RunStore:
         for r in self.db.query("SELECT * FROM eval_runs WHERE key=? AND status!='complete' ORDER BY id DESC",
                                [key]):
             row = RunRow.from_row(r)
-            if row.status == "interrupted" or row.pid is None or row.host != machine_facts()["host"] \
-                    or not _pid_alive(row.pid) or row.pid == os.getpid():
+            if row.status == "interrupted" or row.pid == os.getpid() or owner.is_gone(row.pid, row.host):
                 return row
         return None
 
@@ -277,13 +276,3 @@ class RunStore:
             args.append(before_id)
         rows = list(self.db.query(sql + " ORDER BY ended DESC, id DESC LIMIT 1", args))
         return RunRow.from_row(rows[0]) if rows else None
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -24,7 +24,6 @@ from functools import lru_cache
 
 from edgetui.evals.golden import GoldenCase
 
-CHECKS = ("facts", "citations", "abstain", "confidential", "forbid", "lead")
 SCORER_VERSION = 2  # 1: without the lead check. Stored runs keep the version that scored them.
 
 

@@ -7,7 +7,9 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+from edgetui.config import data_dir
 from edgetui.engine.process import EngineSpec, ProcessEngine
+from edgetui.engine.state_cache import cache_dir
 from edgetui.ota.manifest import Manifest, verify_files
 
 
@@ -72,6 +74,7 @@ class Bundle:
             n_threads=rt.get("n_threads"),
             n_batch=int(rt.get("n_batch", 512)),
             log_path=str(log_path) if log_path else None,
+            state_dir=str(cache_dir(data_dir())),  # KV states of prompt prefixes, shared by every process
             extra=dict(rt.get("engine_extra", {})),
         )
 

@@ -310,19 +310,7 @@ class Ota:
         return self._locked([ref], self._rollback, ref)
 
     def rollback_target(self, st: State | None = None) -> str | None:
-        st = st or self.store.state()
-        cur = self.store.active_ref_str()
-        installed = set(self.store.refs())
-        for r in reversed(st.activations):
-            if r != cur and r in installed and st.status(r) not in ("bad", "rolled-back"):
-                return r
-        if cur:
-            name, version = split_ref(cur)
-            older = [r for r in installed if split_ref(r)[0] == name and st.status(r) not in ("bad", "rolled-back")
-                     and version_key(split_ref(r)[1]) < version_key(version)]
-            if older:
-                return max(older, key=lambda r: version_key(split_ref(r)[1]))
-        return None
+        return (st or self.store.state()).rollback_target(self.store.active_ref_str(), set(self.store.refs()))
 
     def _rollback(self, ref: str | None) -> Outcome:
         st = self.store.state()

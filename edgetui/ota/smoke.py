@@ -3,7 +3,7 @@
 A smoke eval that crashes (a signal in native code, an exception) or hangs past its timeout is a
 failed gate, never a pass: the child runs in its own process group, so a hang is ended with one
 SIGKILL to the group, engine grandchild included. The gate itself lives in the evals part:
-`edgetui.evals.gate.smoke_gate(bundle, paths, baseline_bundle=None, timeout_s=...)`.
+`edgetui.evals.smoke_gate.smoke_gate(bundle, paths, baseline_bundle=None, timeout_s=...)`.
 
 Run as a module (`python -m edgetui.ota.smoke`) this file is that child: it reads its job as JSON
 on stdin and writes one JSON result line to stdout; everything else goes to the smoke log.
@@ -21,10 +21,13 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from edgetui.config import REPO_ROOT, Paths
+from edgetui.config import Paths
 from edgetui.ota.bundle import Bundle
 
-DEFAULT_TARGET = "edgetui.evals.gate:smoke_gate"
+# the directory holding the edgetui package that runs now (a checkout, site-packages, an unpacked wheel)
+IMPORT_ROOT = str(Path(__file__).resolve().parents[2])
+
+DEFAULT_TARGET = "edgetui.evals.smoke_gate:smoke_gate"
 GRACE_S = 30.0  # on top of the gate's own timeout: start-up and model load
 
 
@@ -56,8 +59,10 @@ class SmokeRunner:
                "extra_path": self.extra_path}
         t0 = time.monotonic()
         log = open(paths.home / "smoke.log", "ab")  # noqa: SIM115 - closed below, after the child
+        # the child imports this same edgetui from any working directory: its import root goes first
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (IMPORT_ROOT, os.environ.get("PYTHONPATH"))))}
         proc = subprocess.Popen([sys.executable, "-m", "edgetui.ota.smoke"], stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, stderr=log, cwd=REPO_ROOT, start_new_session=True)
+                                stdout=subprocess.PIPE, stderr=log, cwd=paths.home, env=env, start_new_session=True)
         try:
             out, _ = proc.communicate(json.dumps(job).encode(), timeout=timeout_s + self.grace_s)
         except subprocess.TimeoutExpired:

@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from edgetui.engine.state_cache import invalidate
 from edgetui.ota.bundle import Bundle
 from edgetui.ota.errors import BadInput, Busy
 from edgetui.ota.manifest import is_name, is_version, version_key
@@ -126,6 +127,21 @@ class State:
     def activated(self, ref: str) -> None:
         self.activations = [r for r in self.activations if r != ref][-49:] + [ref]
 
+    def rollback_target(self, active: str | None, installed: set[str]) -> str | None:
+        """Where a rollback goes: the most recently activated other installed version that is neither bad
+        nor rolled back, else the newest such older version of the active bundle."""
+        usable = {r for r in installed if r != active and self.status(r) not in ("bad", "rolled-back")}
+        for r in reversed(self.activations):
+            if r in usable:
+                return r
+        if active:
+            name, version = split_ref(active)
+            older = [r for r in usable
+                     if split_ref(r)[0] == name and version_key(split_ref(r)[1]) < version_key(version)]
+            if older:
+                return max(older, key=lambda r: version_key(split_ref(r)[1]))
+        return None
+
 
 @dataclass(frozen=True)
 class Store:
@@ -183,6 +199,7 @@ class Store:
         self.get(name, version)
         self.root.mkdir(parents=True, exist_ok=True)
         atomic_write(self.root / POINTER, json.dumps({"name": name, "version": version}).encode())
+        invalidate(self.root.parent)  # KV states of the previous bundle's prompts (the data dir's kv-cache/)
 
     # -- state -----------------------------------------------------------------------------
     def state(self) -> State:

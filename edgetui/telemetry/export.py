@@ -1,23 +1,23 @@
 """Exports of a sustained run: JSON (everything), CSV (samples, requests) and a Prometheus textfile
-(node_exporter's textfile collector format: gauges with HELP/TYPE, written atomically by rename)."""
+(node_exporter's textfile collector: gauges written by prometheus_client, atomically by rename)."""
 
 from __future__ import annotations
 
 import csv
 import json
-import math
-import os
-import tempfile
 import time
 from pathlib import Path
 
-from edgetui.telemetry.storage import RunRow, TelemetryStore
+from prometheus_client import CollectorRegistry, Gauge, generate_latest, write_to_textfile
+
+from edgetui.telemetry.storage import TelemetryRun, TelemetryStore
 
 SAMPLE_COLUMNS = ["t", "run_id", "tps", "ttft_ms", "hottest_c", "hottest_zone", "cpu_util", "freq_mhz",
                   "freq_max_mhz", "engine_rss_mb", "mem_avail_mb", "power_w", "energy_j", "battery_pct", "throttle"]
 REQUEST_COLUMNS = ["seq", "t", "question", "ttft_ms", "decode_tps", "decode_tokens", "prompt_tokens", "error"]
 
 # (metric, verdict field, help). Values that are None are left out, as node_exporter expects.
+# `last_run` is not a verdict field: the run's end (or start) as epoch seconds.
 PROM_METRICS = [
     ("edgetui_sustained_burst_tps", "burst_tps", "Decode tokens/s, first 20 s of decoding of the last sustained run."),
     ("edgetui_sustained_floor_tps", "floor_tps", "Lowest 30-second decode tokens/s of the last sustained run."),
@@ -29,6 +29,7 @@ PROM_METRICS = [
     ("edgetui_sustained_duration_seconds", "duration_s", "Duration of the last sustained run."),
     ("edgetui_sustained_pass", "passed", "1 when the floor held the bar, 0 when it did not."),
     ("edgetui_sustained_complete", "complete", "1 when the last sustained run ran to its end."),
+    ("edgetui_sustained_last_run_timestamp_seconds", "last_run", "When the last sustained run ended."),
 ]
 
 
@@ -67,31 +68,27 @@ def write_requests_csv(store: TelemetryStore, run_id: int, path: Path) -> Path:
     return path
 
 
-def prometheus_text(run: RunRow) -> str:
-    v = run.verdict.to_dict() if run.verdict else {}
-    labels = _labels({"bundle": run.bundle or "", "host": run.host or ""})
-    out = []
+def prometheus_registry(run: TelemetryRun) -> CollectorRegistry:
+    """The run's gauges, labelled with its bundle and host."""
+    v = {**(run.verdict.to_dict() if run.verdict else {}), "last_run": run.ended or run.started}
+    if v.get("p95_ttft_ms") is not None:
+        v["p95_ttft_ms"] /= 1000.0  # exported in seconds, as the metric name says
+    labels = {"bundle": run.bundle or "", "host": run.host or ""}
+    registry = CollectorRegistry()
     for name, key, help_ in PROM_METRICS:
-        val = v.get(key)
-        if val is None:
-            continue
-        if key == "p95_ttft_ms":
-            val = val / 1000.0
-        out += [f"# HELP {name} {help_}", f"# TYPE {name} gauge", f"{name}{labels} {_num(val)}"]
-    out += ["# HELP edgetui_sustained_last_run_timestamp_seconds When the last sustained run ended.",
-            "# TYPE edgetui_sustained_last_run_timestamp_seconds gauge",
-            f"edgetui_sustained_last_run_timestamp_seconds{labels} {_num(run.ended or run.started)}"]
-    return "\n".join(out) + "\n"
+        if v.get(key) is not None:
+            Gauge(name, help_, list(labels), registry=registry).labels(**labels).set(v[key])
+    return registry
 
 
-def write_prometheus(run: RunRow, path: Path) -> Path:
+def prometheus_text(run: TelemetryRun) -> str:
+    return generate_latest(prometheus_registry(run)).decode()
+
+
+def write_prometheus(run: TelemetryRun, path: Path) -> Path:
     """Write atomically (temp file + rename in the same directory) so a scrape never sees half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".edgetui-", suffix=".prom.tmp", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        f.write(prometheus_text(run))
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+    write_to_textfile(str(path), prometheus_registry(run))
     return path
 
 
@@ -109,18 +106,6 @@ def export_run(store: TelemetryStore, run_id: int, out_dir: Path, prom_path: Pat
         "prometheus": write_prometheus(store.run(run_id), prom_path or out_dir / "edgetui_sustained.prom"),
     }
     return {k: str(v) for k, v in paths.items()}
-
-
-def _labels(d: dict[str, str]) -> str:
-    esc = {k: v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") for k, v in d.items()}
-    return "{" + ",".join(f'{k}="{v}"' for k, v in esc.items()) + "}"
-
-
-def _num(v) -> str:
-    if isinstance(v, bool):
-        return "1" if v else "0"
-    f = float(v)
-    return "NaN" if math.isnan(f) else repr(f) if not f.is_integer() else str(int(f))
 
 
 def _cell(v):

@@ -1,29 +1,30 @@
-"""Telemetry rows in the one database (tables from migrations/0003_telemetry.sql).
+"""Telemetry rows in the one database (tables from migrations/0003_telemetry.sql, owners from 0007).
 
 Each writer (sampler thread, run worker) holds its own connection: open with `TelemetryStore.open(path)`.
+Runs and open throttle events record the process that owns them (`edgetui.owner`), so one left behind by a
+process that died is told apart exactly from one still going.
 """
 
 from __future__ import annotations
 
 import json
-import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import sqlite_utils
 
+from edgetui import owner
 from edgetui.db import open_db
 from edgetui.telemetry.sample import Sample
 from edgetui.telemetry.throttle import ThrottleEvent
 from edgetui.telemetry.verdict import Verdict
 
 UNTAGGED_KEEP_S = 24 * 3600  # samples taken outside a run are kept one day
-ABANDONED_S = 120.0  # a 'running' run with nothing recorded for this long lost its process (kill -9, power)
 
 
 @dataclass(frozen=True)
-class RunRow:
+class TelemetryRun:
     id: int
     started: float
     ended: float | None
@@ -37,7 +38,7 @@ class RunRow:
     verdict: Verdict | None
 
     @classmethod
-    def from_row(cls, r: dict) -> RunRow:
+    def from_row(cls, r: dict) -> TelemetryRun:
         v = json.loads(r["verdict"]) if r.get("verdict") else None
         return cls(r["id"], r["started"], r["ended"], r["status"], r["reason"], r["bundle"], r["host"],
                    r["minutes"], r["max_requests"], r["bar_floor_tps"], Verdict(**v) if v else None)
@@ -60,9 +61,9 @@ class TelemetryStore:
     def create_run(self, bundle: str | None, minutes: float | None, max_requests: int | None,
                    bar_floor_tps: float | None, started: float | None = None) -> int:
         cur = self.db.execute(
-            "INSERT INTO telemetry_runs (started, status, bundle, host, minutes, max_requests, bar_floor_tps) "
-            "VALUES (?, 'running', ?, ?, ?, ?, ?)",
-            (started or time.time(), bundle, socket.gethostname(), minutes, max_requests, bar_floor_tps),
+            "INSERT INTO telemetry_runs (started, status, bundle, pid, host, minutes, max_requests, bar_floor_tps) "
+            "VALUES (?, 'running', ?, ?, ?, ?, ?, ?)",
+            (started or time.time(), bundle, *owner.this_process(), minutes, max_requests, bar_floor_tps),
         )
         return cur.lastrowid
 
@@ -76,30 +77,31 @@ class TelemetryStore:
              None if verdict.passed is None else int(verdict.passed), json.dumps(verdict.to_dict()), run_id),
         )
 
-    def run(self, run_id: int) -> RunRow | None:
+    def run(self, run_id: int) -> TelemetryRun | None:
         rows = list(self.db.query("SELECT * FROM telemetry_runs WHERE id=?", [run_id]))
-        return RunRow.from_row(rows[0]) if rows else None
+        return TelemetryRun.from_row(rows[0]) if rows else None
 
-    def close_abandoned(self, now: float | None = None) -> int:
-        """Mark runs whose recording process died without a word as incomplete (they keep their rows), and
-        close the throttle events it left open; returns the number of runs marked."""
-        cutoff = (now or time.time()) - ABANDONED_S
-        cur = self.db.execute(
-            "UPDATE telemetry_runs SET status='incomplete', reason='abandoned: the process recording it stopped', "
-            "ended=MAX(started, COALESCE((SELECT MAX(t) FROM telemetry_samples WHERE run_id=telemetry_runs.id), 0), "
-            "COALESCE((SELECT MAX(t) FROM telemetry_requests WHERE run_id=telemetry_runs.id), 0)) "
-            "WHERE status='running' AND started<? "
-            "AND COALESCE((SELECT MAX(t) FROM telemetry_samples WHERE run_id=telemetry_runs.id), 0)<? "
-            "AND COALESCE((SELECT MAX(t) FROM telemetry_requests WHERE run_id=telemetry_runs.id), 0)<?",
-            (cutoff, cutoff, cutoff))
-        # events left open by a process that died: they end at the last sample anyone took
-        self.db.execute(
-            "UPDATE throttle_events SET end=MAX(start, COALESCE((SELECT MAX(t) FROM telemetry_samples), start)) "
-            "WHERE end IS NULL AND COALESCE((SELECT MAX(t) FROM telemetry_samples), 0)<?", (cutoff,))
-        return cur.rowcount
+    def close_abandoned(self) -> int:
+        """Mark running runs whose process is gone (kill -9, power loss) as incomplete, ending at the last
+        thing they recorded (they keep their rows), and end the throttle events such a process left open at
+        the last sample of the same run; returns the number of runs marked."""
+        runs = [r["id"] for r in self.db.query("SELECT id, pid, host FROM telemetry_runs WHERE status='running'")
+                if owner.is_gone(r["pid"], r["host"])]
+        for rid in runs:
+            self.db.execute(
+                "UPDATE telemetry_runs SET status='incomplete', reason='abandoned: the process recording it stopped', "
+                "ended=MAX(started, COALESCE((SELECT MAX(t) FROM telemetry_samples WHERE run_id=?), 0), "
+                "COALESCE((SELECT MAX(t) FROM telemetry_requests WHERE run_id=?), 0)) WHERE id=?", (rid, rid, rid))
+        events = [r["id"] for r in self.db.query("SELECT id, pid, host FROM throttle_events WHERE end IS NULL")
+                  if owner.is_gone(r["pid"], r["host"])]
+        for eid in events:
+            self.db.execute(
+                "UPDATE throttle_events SET end=MAX(start, COALESCE((SELECT MAX(s.t) FROM telemetry_samples s "
+                "WHERE s.run_id IS throttle_events.run_id), start)) WHERE id=?", (eid,))
+        return len(runs)
 
-    def runs(self, limit: int = 50) -> list[RunRow]:
-        return [RunRow.from_row(r) for r in self.db.query(
+    def runs(self, limit: int = 50) -> list[TelemetryRun]:
+        return [TelemetryRun.from_row(r) for r in self.db.query(
             "SELECT * FROM telemetry_runs ORDER BY id DESC LIMIT ?", [limit])]
 
     # -- samples ---------------------------------------------------------------------------
@@ -149,8 +151,9 @@ class TelemetryStore:
     # -- throttle events -------------------------------------------------------------------
     def open_event(self, ev: ThrottleEvent, run_id: int | None) -> None:
         cur = self.db.execute(
-            "INSERT INTO throttle_events (run_id, cause, subject, detail, start) VALUES (?, ?, ?, ?, ?)",
-            (run_id, ev.cause, ev.subject, ev.detail, ev.start),
+            "INSERT INTO throttle_events (run_id, cause, subject, detail, start, pid, host) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (run_id, ev.cause, ev.subject, ev.detail, ev.start, *owner.this_process()),
         )
         ev.id = cur.lastrowid
 
