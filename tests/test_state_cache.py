@@ -88,3 +88,14 @@ def test_an_unwritable_directory_costs_a_recompute_not_an_error(tmp_path):
     cache.put(KEY.digest([1]), b"s")
     assert cache.get(KEY.digest([1])) == (b"s", "ram")
     assert "not written" in cache.problems[0]
+
+
+def test_a_background_write_is_on_disk_after_flush(tmp_path):
+    cache = StateCache(tmp_path, KEY)
+    digests = [KEY.digest([i, i]) for i in range(3)]
+    for d in digests:
+        cache.put(d, d.encode() * 100, background=True)
+    assert cache.get(digests[0])[1] == "ram"  # usable at once, before the file exists
+    cache.flush()
+    fresh = StateCache(tmp_path, KEY)
+    assert [fresh.get(d) for d in digests] == [(d.encode() * 100, "disk") for d in digests]

@@ -134,6 +134,7 @@ class Assistant:
         self.params = GenParams(max_tokens=int(rt.get("max_tokens", 96)), temperature=float(rt.get("temperature", 0.0)),
                                 seed=int(rt.get("seed", 0)))
         self._lock = threading.Lock()
+        self.cache_prefixes = True  # False: the full-recompute path (bench/kv_cache.py compares the two)
 
     # -- helpers -----------------------------------------------------------------------------
     @property
@@ -229,7 +230,8 @@ class Assistant:
         # 3. the model's lead (or its own quotes / free text), validated; one retry with tighter constraints
         shown = self._shown_sections(sections, quotes)
         rendered = prompt.render(self.template, shown, query)
-        prefix = prompt.render_prefix(self.template, shown)  # its KV state is cached by the engine
+        # the engine restores this prefix's KV state instead of evaluating it (None: evaluate it, as before)
+        prefix = prompt.render_prefix(self.template, shown) if self.cache_prefixes else None
         if cancel is not None and cancel.is_set():
             return self._cancelled(run, question, retrieved)
         for attempt in (1, 2):
@@ -260,12 +262,13 @@ class Assistant:
         return [replace(self.sections[sid], sentences=tuple(sents)) for sid, sents in by_id.items()]
 
     # -- generation ----------------------------------------------------------------------------
-    def _generate(self, run: _Run, prompts: tuple[str, str], grammar: str, stop, on_token, cancel
+    def _generate(self, run: _Run, prompts: tuple[str | None, str], grammar: str | None, stop, on_token, cancel
                   ) -> tuple[str, bool]:
         """`prompts`: (the cacheable prefix, the full prompt)."""
         prefix, rendered = prompts
         params = GenParams(max_tokens=self.params.max_tokens, temperature=self.params.temperature,
-                           seed=self.params.seed, stop=tuple(stop), grammar=grammar, cache_prefix=prefix)
+                           seed=self.params.seed, stop=tuple(stop), grammar=grammar, cache_prefix=prefix,
+                           cache_base=prompt.static_prefix(self.template) if prefix else None)
         with self._lock:  # one request on the engine at a time; gate and retrieval never wait here
             return self._stream(run, rendered, params, on_token, cancel)
 

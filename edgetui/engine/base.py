@@ -50,6 +50,7 @@ class GenParams:
     # the start of the prompt whose KV state is worth keeping (instructions + policy text, not the question):
     # the llama.cpp runtime restores it from its state cache instead of evaluating it again
     cache_prefix: str | None = None
+    cache_base: str | None = None  # the start of cache_prefix every prompt shares (kept resident, never cached)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -52,6 +52,9 @@ class OnnxRuntime:
 
     name = "onnxruntime"
 
+    def close(self) -> None:
+        """Nothing to finish (no state cache)."""
+
     def __init__(self, model_path: str, n_ctx: int = 2048, n_threads: int | None = None, **extra):
         import onnxruntime as ort
         from tokenizers import Tokenizer

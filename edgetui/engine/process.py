@@ -72,9 +72,10 @@ def _child_main(conn, cancel, spec: EngineSpec) -> None:
         try:
             msg = conn.recv()
         except EOFError:
-            return
+            msg = ("close",)
         op = msg[0]
         if op == "close":
+            rt.close()  # e.g. cached KV states still being written
             return
         try:
             if op == "tokenize":

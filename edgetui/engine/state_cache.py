@@ -1,9 +1,10 @@
 """KV states of prompt prefixes, kept in RAM under a byte budget and on disk in the data dir.
 
 Every assistant prompt is (static instructions + the governing policy text) followed by the question. The
-engine child evaluates that prefix once, saves llama.cpp's state (`Llama.save_state`), and restores it for
-the next question with the same prefix instead of evaluating it again: only the question's tail is
-recomputed. Restoring a saved state is exact (the same KV cells the evaluation would have written).
+engine child evaluates that prefix once, saves the KV cells of the policy text (the instructions stay
+resident; `LlamaRuntime._save_delta`), and splices them back for the next question with the same prefix
+instead of evaluating it again: only the question's tail is recomputed. This is exact (the same cells the
+evaluation would have written, at the same positions, after the same instructions).
 
 A state is valid only for the model file, llama.cpp build, context size, batch size and the exact prefix
 tokens that made it, so all of those go into the key (`CacheKey`), and a file records the key it was made
@@ -20,7 +21,9 @@ import hashlib
 import json
 import os
 import struct
+import threading
 from collections import OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -65,6 +68,9 @@ class StateCache:
         self.ram_budget, self.disk_budget = ram_budget, disk_budget
         self._ram: OrderedDict[str, bytes] = OrderedDict()
         self.problems: list[str] = []  # files found unusable (and deleted), for stats and tests
+        self._writer: ThreadPoolExecutor | None = None  # one background writer: files in put() order
+        self._pending: list[Future] = []
+        self._lock = threading.Lock()
 
     # -- RAM ---------------------------------------------------------------------------------------
     @property
@@ -132,7 +138,7 @@ class StateCache:
         head = json.dumps({"key": asdict(self.key) if self.key else None, "digest": digest, "size": len(blob),
                            "sha256": hashlib.sha256(blob).hexdigest()}).encode()
         p = self._path(digest)
-        tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
+        tmp = p.with_name(f".{p.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         try:
             self.root.mkdir(parents=True, exist_ok=True)
             with open(tmp, "wb") as f:
@@ -168,10 +174,27 @@ class StateCache:
                 return blob, "disk"
         return None, "miss"
 
-    def put(self, digest: str, blob: bytes) -> None:
+    def put(self, digest: str, blob: bytes, background: bool = False) -> None:
+        """Keep a state; `background`: write its file on a worker thread (hashing and writing a few MiB
+        would otherwise delay the answer that just made it), `flush` waits for it."""
         self._remember(digest, blob)
-        if self.root is not None and len(blob) <= self.disk_budget:
+        if self.root is None or len(blob) > self.disk_budget:
+            return
+        if not background:
             self._write(digest, blob)
+            return
+        with self._lock:
+            if self._writer is None:
+                self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kv-cache-writer")
+            self._pending = [f for f in self._pending if not f.done()]
+            self._pending.append(self._writer.submit(self._write, digest, blob))
+
+    def flush(self) -> None:
+        """Wait until every background write is on disk (the engine child calls this before it exits)."""
+        with self._lock:
+            pending, self._pending = self._pending, []
+        for f in pending:
+            f.result()
 
     def clear(self) -> int:
         """Forget every state, in RAM and on disk (leftover temporary files included)."""
