@@ -218,6 +218,14 @@ class Session:
         if engine is not None:
             engine.close()
 
+    def close_engine(self) -> None:
+        """Stop the engine child now (a CLI command that has its answer gives the model's memory back);
+        the next request would start a new one."""
+        with self._lock:
+            engine, self._engine, self._assistant = self._engine, None, None
+        if engine is not None:
+            engine.close()
+
     def close(self) -> None:
         """Stop the sampler, the engine child and the database connection; a second call does nothing."""
         with self._lock:

@@ -65,9 +65,8 @@ def ask(
     """Answer a policy question from the active bundle, citing the sections used."""
     from edgetui.assistant.pipeline import MODES, Assistant
     from edgetui.assistant.store import EscalationQueue
-    from edgetui.db import open_db
     from edgetui.engine.base import EngineCrashed
-    from edgetui.session import active_bundle, engine_log
+    from edgetui.session import Session
 
     if mode is not None and mode not in MODES:
         fail(f"--mode {mode!r} is not one of {', '.join(MODES)}")
@@ -75,10 +74,10 @@ def ask(
     if bad is not None and bad.rule in CLI_BAD_INPUT:  # the TUI answers these kindly; a script gets exit 2
         fail(CLI_BAD_INPUT[bad.rule].format(n=len(question), limit=gate_rules.MAX_QUESTION_CHARS))
     try:
-        bundle = active_bundle()
-        engine = bundle.engine(engine_log())
+        session = Session.open()  # the active bundle (the first run builds the default one)
     except BAD_INPUT as e:
         fail(str(e))
+    bundle = session.bundle
     streamed: list[str] = []
     quoted: list[tuple[str, str]] = []
     live = not as_json and sys.stdout.isatty()
@@ -96,7 +95,7 @@ def ask(
             sys.stdout.flush()
 
     try:
-        assistant = Assistant(bundle, engine, mode=mode)
+        assistant = session.assistant if mode is None else Assistant(bundle, session.engine, mode=mode)
         ans = assistant.ask(question, on_token=show, on_quotes=show_quotes)
     except EngineCrashed as e:
         log.warning("ask: the engine crashed mid-answer: %s", e)
@@ -109,10 +108,10 @@ def ask(
     except (*BAD_INPUT, *ASSISTANT_ERRORS) as e:
         fail(str(e))
     finally:
-        engine.close()
+        session.close_engine()  # the answer is complete (or failed): the model's memory goes back
     if streamed:  # the streamed lead is replaced by the validated answer below
         sys.stdout.write("\r\033[K" if "\n" not in "".join(streamed) else "\n")
-    db = open_db()
+    db = session.db
     escalation_id = None
     if escalate and ans.abstained and ans.escalation_offered:
         escalation_id = EscalationQueue(db).add(ans, bundle.ref)

@@ -45,18 +45,17 @@ def eval_command(
     fresh: bool = typer.Option(False, "--fresh", help="Start a new run instead of resuming an unfinished one."),
 ) -> None:
     """Run the golden set on bundles, score, compare with the baseline and gate the release."""
-    from edgetui.config import paths
     from edgetui.evals import report
     from edgetui.evals.golden import GoldenError, default_golden_path, load_golden
     from edgetui.evals.runner import evaluate_bundle
-    from edgetui.session import active_bundle, store
+    from edgetui.session import Session
 
     try:
         if baseline:
             _parse_ref(baseline)
         refs = [_parse_ref(b) for b in bundles]
-        p = paths().ensure()
-        targets = [store(p).get(n, v) for n, v in refs] if refs else [active_bundle(p)]
+        session = Session()
+        targets = [session.store.get(n, v) for n, v in refs] if refs else [session.bundle]
         for b in targets:
             if not b.model_path.is_file():
                 raise ValueError(f"bundle {b.ref} has no model file {b.model_path}: reinstall it")
@@ -66,14 +65,16 @@ def eval_command(
         fail(str(e))
     outs = []
     try:
-        for b in targets:
-            outs.append(evaluate_bundle(b, p, golden_path=golden_path, smoke=smoke, baseline_ref=baseline,
-                                        fresh=fresh, on_result=_progress))
+        for b in targets:  # each bundle gets its own engine child; results go through the session's db
+            outs.append(evaluate_bundle(b, session.paths, golden_path=golden_path, smoke=smoke, baseline_ref=baseline,
+                                        fresh=fresh, on_result=_progress, db=session.db))
     except KeyboardInterrupt:
         typer.echo("interrupted: finished cases are stored; run the same command again to resume", err=True)
         raise typer.Exit(EXIT_INTERRUPTED) from None
     except BAD_INPUT as e:
         fail(f"{e}")
+    finally:
+        session.close()
     if junit is not None:
         junit.parent.mkdir(parents=True, exist_ok=True)
         junit.write_bytes(report.junit(outs))
