@@ -495,3 +495,18 @@ def test_held_out_questions_retrieve_or_abstain_before_the_model(bare, question,
         assert ans.abstained and ans.citations == () and eng.calls == []
     else:
         assert not ans.abstained and expected in [i for i, _ in ans.retrieved]
+
+
+def test_a_lead_that_copies_a_quoted_sentence_is_not_shown():
+    from edgetui.assistant.corpus import Section
+    from edgetui.assistant.lead import checked_lead
+    from edgetui.assistant.quotes import Quote
+
+    sent = "Diesel generator G-1 (800 kVA) backs up the raw water pumps and the control room."
+    sec = Section(id="POL-10#1", doc_id="POL-10", number=1, title="Equipment", doc_title="Generator",
+                  classification="internal", revision="1", text=sent, sentences=(sent,))
+    q = [Quote(sec, sent, 1.0)]
+    assert checked_lead(sent, q, "What does G-1 back up?") == ""
+    assert checked_lead("diesel generator g-1 (800 kva) backs up the raw water pumps and the control room",
+                        q, "What does G-1 back up?") == ""
+    assert checked_lead("800 kVA.", q, "How big is generator G-1?") == "800 kVA."

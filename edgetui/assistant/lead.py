@@ -62,12 +62,19 @@ def _degenerate(lead: str) -> bool:
     return not any(re.search(r"[a-z]{2}", t) for t in toks) or any(toks.count(t) >= 3 for t in set(toks))
 
 
+def _plain(text: str) -> str:
+    return " ".join(re.findall(r"[a-z0-9]+", text.lower()))
+
+
 def checked_lead(lead: str, quotes: list[Quote], question: str) -> str:
     """The lead when its words are the quotes' or the question's, every value it states is one the top
     (governing) quote affirms, it states a value the question did not already give, and it is not
-    degenerate ("1. 1. 1.", a bare list marker)."""
+    degenerate ("1. 1. 1.", a bare list marker) or a copy of a quoted sentence (the quote is on screen
+    already, and a copied sentence is not an answer to the question)."""
     lead = " ".join(lead.split())
     if not lead or len(lead) > 140 or not lead_supported(lead, quotes):
+        return ""
+    if _plain(lead) in {_plain(q.sentence) for q in quotes}:
         return ""
     allowed = terms(question)
     for q in quotes:
