@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
-from textual.app import App
+from screen_host import ScreenHost
 from textual.widgets import Input, Static
 
 from edgetui.assistant.pipeline import Answer
@@ -19,19 +19,9 @@ from screens.chat import ChatScreen, CitationButton, SectionView, Turn
 REPO = Path(__file__).resolve().parent.parent
 
 
-class ChatHost(App):
-    """Just the chat screen on a given context (the app shell's other screens stay out of snapshots)."""
-
-    CSS_PATH = str(REPO / "screens" / "app.tcss")
-    TITLE = "edgetui"
-
+class ChatHost(ScreenHost):
     def __init__(self, ctx: Session):
-        super().__init__()
-        self.session = ctx
-
-    def on_mount(self) -> None:
-        self.sub_title = self.session.bundle.ref
-        self.push_screen(ChatScreen())
+        super().__init__(ctx, ChatScreen, show_bundle=True)
 
     def on_unmount(self) -> None:
         self.session.close()

@@ -9,8 +9,8 @@ import json
 import time
 
 import pytest
-from evals_fixtures import GOLDEN, REPO, OracleAsk, golden, target
-from textual.app import App
+from evals_fixtures import GOLDEN, OracleAsk, golden, target
+from screen_host import ScreenHost
 from textual.widgets import DataTable, ProgressBar, Static, TabbedContent
 
 from edgetui.config import Paths
@@ -22,18 +22,9 @@ from screens.evals import CaseView, EvalScreen
 T0 = 1_767_225_600.0  # 2026-01-01 00:00 UTC
 
 
-class EvalHost(App):
-    """Just the eval screen on a given context."""
-
-    CSS_PATH = str(REPO / "screens" / "app.tcss")
-    TITLE = "edgetui"
-
+class EvalHost(ScreenHost):
     def __init__(self, ctx: Session):
-        super().__init__()
-        self.session = ctx
-
-    def on_mount(self) -> None:
-        self.push_screen(EvalScreen())
+        super().__init__(ctx, EvalScreen)
 
     def on_unmount(self) -> None:
         self.session.close()

@@ -9,8 +9,8 @@ import time
 from pathlib import Path
 
 import pytest
+from screen_host import ScreenHost
 from test_telemetry_throttle import T0, replay
-from textual.app import App
 from textual.widgets import DataTable, Static
 
 from edgetui.config import Paths
@@ -26,21 +26,9 @@ SYSFS = Path(__file__).parent / "fixtures" / "sysfs"
 SCREENS_DIR = Path(__file__).resolve().parent.parent / "screens"
 
 
-class TelemetryHost(App):
-    """Just the telemetry screen on a given context (the app shell's other screens stay out of the picture)."""
-
-    CSS_PATH = str(SCREENS_DIR / "app.tcss")
-    TITLE = "edgetui"
-
+class TelemetryHost(ScreenHost):
     def __init__(self, ctx: Session):
-        super().__init__()
-        self.session = ctx
-
-    def on_mount(self) -> None:
-        self.push_screen(TelemetryScreen())
-
-    def on_unmount(self) -> None:
-        self.session.close()
+        super().__init__(ctx, TelemetryScreen, close_on_unmount=True)
 
 
 @pytest.fixture
