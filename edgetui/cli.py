@@ -52,20 +52,17 @@ def generate(
     as_json: bool = typer.Option(False, "--json", help="One JSON object with text and stats."),
 ) -> None:
     """Stream a completion from the active bundle's model."""
-    from edgetui.session import active_bundle, engine_log
+    from edgetui.session import Session
 
     try:
-        bundle = active_bundle()
-        engine = bundle.engine(engine_log())
-        prompt = text if raw else bundle.chat_prompt(text)
-        try:
-            g = engine.generate(prompt, GenParams(max_tokens=max_tokens))
+        with Session.open() as session:
+            bundle = session.bundle
+            prompt = text if raw else bundle.chat_prompt(text)
+            g = session.engine.generate(prompt, GenParams(max_tokens=max_tokens))
             for tok in g:
                 if not as_json:
                     sys.stdout.write(tok.text)
                     sys.stdout.flush()
-        finally:
-            engine.close()
     except BAD_INPUT as e:
         fail(str(e))
     if as_json:

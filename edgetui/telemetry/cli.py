@@ -108,25 +108,24 @@ def sustained(
     as_json: bool = typer.Option(False, "--json", help="Print the verdict as one JSON object."),
 ) -> None:
     """Golden-set questions round-robin through the assistant; verdict: burst, floor, p95 TTFT vs the bar."""
-    from edgetui.config import ConfigError, load_settings, paths
+    from edgetui.config import ConfigError
     from edgetui.engine.base import EngineError
     from edgetui.ota.store import StoreError
-    from edgetui.session import active_bundle, engine_log
+    from edgetui.session import Session
     from edgetui.telemetry.export import export_run
     from edgetui.telemetry.run import SustainedRun, WorkloadError, assistant_workload, golden_questions
-    from edgetui.telemetry.sampler import Sampler
     from edgetui.telemetry.storage import TelemetryStore
 
     try:
-        p = paths().ensure()
-        bundle = active_bundle(p)
+        session = Session.open()
+        p, bundle = session.paths, session.bundle
         questions = golden_questions(golden, bundle.name)
-        engine = bundle.engine(engine_log(p))
+        engine = session.engine
         engine.start()
     except (ConfigError, StoreError, WorkloadError, EngineError) as e:
         _fail(str(e))
     store = TelemetryStore.open(p.db)
-    sampler = Sampler(hz=load_settings(p).sample_hz, db_path=p.db)
+    sampler = session.sampler
     sampler.attach(engine)
     sampler.start()
     last_line = [0.0]
@@ -148,8 +147,7 @@ def sustained(
     except WorkloadError as e:
         _fail(str(e))
     finally:
-        sampler.stop()
-        engine.close()
+        session.close()  # the sampler, the engine child and the database
     exports = export_run(store, result.run_id, p.exports, prom)
     v = result.verdict
     if as_json:
