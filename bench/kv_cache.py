@@ -26,6 +26,7 @@ import argparse
 import json
 import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -83,8 +84,6 @@ def main() -> int:
     ap.add_argument("--plain-tokens", type=int, default=48)
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
-    from dataclasses import replace
-
     from edgetui.session import active_bundle
 
     bundle = Bundle.open(args.bundle) if args.bundle else active_bundle()

@@ -68,6 +68,7 @@ class LlamaRuntime:
         vocab = llama_cpp.llama_model_get_vocab(self.llm.model)
         self._eog = {t for t in range(self.llm.n_vocab()) if llama_cpp.llama_vocab_is_eog(vocab, t)}
         self._grammars: dict[str, object] = {}
+        self._prefix_tokens: dict[str, list[int]] = {}
         st = Path(model_path).stat()
         build = f"llama-cpp-python {llama_cpp.__version__}; {llama_cpp.llama_print_system_info().decode()}"
         key = CacheKey(model=f"{Path(model_path).resolve()}:{st.st_size}:{st.st_mtime_ns}", build=build,
@@ -105,8 +106,12 @@ class LlamaRuntime:
     def _prefix_len(self, tokens: list[int], prefix: str) -> int:
         """How many leading tokens of the prompt are the cache prefix's (tokenized alone, a prefix can end
         in a token the full prompt merges with the next word; only the common run counts)."""
+        if prefix not in self._prefix_tokens:  # the base is the same text on every request: tokenized once
+            if len(self._prefix_tokens) > 64:
+                self._prefix_tokens.clear()
+            self._prefix_tokens[prefix] = self.tokenize(prefix)
         n = 0
-        for a, b in zip(self.tokenize(prefix), tokens, strict=False):
+        for a, b in zip(self._prefix_tokens[prefix], tokens, strict=False):
             if a != b:
                 break
             n += 1
