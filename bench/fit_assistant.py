@@ -32,6 +32,7 @@ from edgetui.session import active_bundle  # noqa: E402
 BM25_CACHE: dict = {}
 L2 = 0.3  # ridge on the standardised answerability features: they are collinear, and 165 cases are few
 GRID = {
+    "alias": [0.0, 0.25, 0.5, 0.75, 1.0],
     "sec": [0.0, 0.2, 0.4, 0.6, 0.8, 1.0],
     "rng": [0.0, 0.1, 0.2, 0.3, 0.5],
     "olap": [0.0, 0.1, 0.2, 0.3, 0.5, 0.8],
@@ -127,9 +128,28 @@ def answerability(base: Assistant, dev, embed, tuning: Tuning) -> Tuning:
     y = np.array([float(lab) for _, lab in feats])
     t = replace(tuning, answerable=logistic(x, y, l2=L2))
     print(f"  answerable weights {dict(zip((*FEATURES, 'bias'), t.answerable, strict=True))}", flush=True)
-    t, q = descend(base, dev, embed, t, ["abstain_below"], rounds=1)
+    t, q = threshold(base, dev, embed, t)
     q_old, _ = score(make(base, tuning, embed), dev.cases)
     return t if q >= q_old else tuning  # a refit that scores worse on dev is not kept
+
+
+def threshold(base: Assistant, dev, embed, t: Tuning) -> tuple[Tuning, float]:
+    """`abstain_below` on a 0.01 grid: the middle of the widest run of best-scoring values, so the bar sits
+    as far as dev allows from the cases on either side of it (an edge of the run is one case from a flip)."""
+    grid = [round(0.01 * i, 2) for i in range(30, 96)]
+    qs = [score(make(base, replace(t, abstain_below=v), embed), dev.cases)[0] for v in grid]
+    best = max(qs)
+    runs, start = [], None
+    for i, q in enumerate([*qs, -1.0]):
+        if q == best and start is None:
+            start = i
+        elif q != best and start is not None:
+            runs.append((i - start, start, i - 1))
+            start = None
+    _, a, b = max(runs)
+    v = grid[(a + b) // 2] if (b - a) % 2 == 0 else round((grid[(a + b) // 2] + grid[(a + b) // 2 + 1]) / 2, 3)
+    print(f"  abstain_below: dev {best:.4f} for {grid[a]}..{grid[b]}, chosen {v}", flush=True)
+    return replace(t, abstain_below=v), best
 
 
 def fit(base: Assistant, dev, embed, start: Tuning) -> Tuning:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 from rich.markup import escape
 from textual import on, work
@@ -95,6 +96,18 @@ class CaseView(ModalScreen):
             yield Static("esc back", id="case-hint")
 
 
+class Tab(NamedTuple):
+    """One tab of the eval screen: its title, its key, and the table that takes the focus."""
+
+    title: str
+    key: str
+    table: str
+
+
+TABS = {"cases": Tab("Cases", "c", "#case-table"), "summary": Tab("Summary", "s", "#slice-table"),
+        "runs": Tab("Past runs", "p", "#run-table")}
+
+
 class EvalScreen(Screen):
     CSS_PATH = "evals.tcss"
     BINDINGS = [
@@ -102,9 +115,7 @@ class EvalScreen(Screen):
         Binding("escape", "cancel", "Cancel"),
         Binding("enter", "open", "Open", show=False),
         Binding("f", "failed_only", "Failed only"),
-        Binding("c", "tab('cases')", "Cases"),
-        Binding("s", "tab('summary')", "Summary"),
-        Binding("p", "tab('runs')", "Past runs"),
+        *[Binding(t.key, f"tab('{tab}')", t.title) for tab, t in TABS.items()],
     ]
 
     class CaseDone(Message):
@@ -125,7 +136,7 @@ class EvalScreen(Screen):
     def compose(self) -> ComposeResult:
         yield Header()
         with TabbedContent(initial="cases"):
-            with TabPane("Cases", id="cases"):
+            with TabPane(TABS["cases"].title, id="cases"):
                 with Horizontal(id="controls"):
                     yield Select([], id="golden", allow_blank=True, prompt="golden set")
                     yield Select([("smoke", "smoke"), ("full", "full")], id="subset", value="smoke",
@@ -135,12 +146,12 @@ class EvalScreen(Screen):
                     yield Static("", id="progress-label")
                     yield ProgressBar(total=1, show_eta=False, id="progress")
                 yield DataTable(id="case-table", cursor_type="row", zebra_stripes=True)
-            with TabPane("Summary", id="summary"):
+            with TabPane(TABS["summary"].title, id="summary"):
                 yield Static("", id="headline")
                 yield DataTable(id="slice-table", cursor_type="none", zebra_stripes=True)
                 with VerticalScroll(id="verdict-box"):
                     yield Static("", id="verdict")
-            with TabPane("Past runs", id="runs"):
+            with TabPane(TABS["runs"].title, id="runs"):
                 yield DataTable(id="run-table", cursor_type="row", zebra_stripes=True)
         yield Footer()
 
@@ -189,8 +200,7 @@ class EvalScreen(Screen):
     # -- actions -----------------------------------------------------------------------------
     def action_tab(self, tab: str) -> None:
         self.query_one(TabbedContent).active = tab
-        target = {"cases": "#case-table", "summary": "#slice-table", "runs": "#run-table"}[tab]
-        self.query_one(target).focus()
+        self.query_one(TABS[tab].table).focus()
 
     def action_run(self) -> None:
         if self._cancel is not None:

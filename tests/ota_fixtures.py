@@ -83,6 +83,15 @@ def tar_of(bundle_dir: Path, out: Path | None = None) -> Path:
     return out
 
 
+def committed_store(home: Paths, src: Path, version: str = "1.0.0") -> Keyring:
+    """A new keyring with one key, and demo@`version` (built under `src`, signed by it) installed, active and
+    committed in `home`; returns the keyring."""
+    kr = Keyring(home.keys)
+    kr.keygen()
+    make_ota(home).install(tar_of(make_bundle_dir(src, version=version, keyring=kr)), activate=True)
+    return kr
+
+
 def raw_tar(out: Path, members: list[tuple[tarfile.TarInfo, bytes | None]]) -> Path:
     """An archive exactly as given (for the hostile cases write_tar would never produce)."""
     with tarfile.open(out, "w", format=tarfile.PAX_FORMAT) as tar:

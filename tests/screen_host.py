@@ -3,10 +3,12 @@ the picture, so a screen's Pilot and snapshot tests see only that screen)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from textual.app import App
+from textual.pilot import Pilot
 from textual.screen import Screen
 
 from edgetui.session import Session
@@ -23,6 +25,13 @@ class ScreenHost(App):
         super().__init__()
         self.session = session
         self._screen, self._show_bundle, self._close = screen, show_bundle, close_on_unmount
+
+    @contextlib.asynccontextmanager
+    async def opened(self, size: tuple[int, int] = (80, 24)) -> AsyncIterator[Pilot]:
+        """Run headless at `size` until the screen has mounted; yields the pilot."""
+        async with self.run_test(size=size) as pilot:
+            await pilot.pause()
+            yield pilot
 
     def on_mount(self) -> None:
         if self._show_bundle:

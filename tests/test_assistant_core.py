@@ -454,6 +454,8 @@ def test_history_and_escalations_round_trip_with_redacted_export(home, tmp_path)
 # sentence that answers them, so the answerability model fitted on dev gives cosine little weight, and a
 # question about a topic no policy has (an efficiency target, a button's colour) can clear the bar on the
 # lexical evidence of loosely related sentences. A cosine floor fixes these and costs dev cases (fit log).
+# Since the alias questions (a question matched to questions) the fit weighs cosine more, and the button's
+# colour abstains; the efficiency target still clears the bar.
 LOW_COSINE_LIMIT = pytest.mark.xfail(strict=True, reason="topic absent, evidence from loosely related sentences")
 HELD_OUT = [
     ("how many people for a chlorine container change", "POL-04#4"),
@@ -483,7 +485,7 @@ HELD_OUT = [
     ("what is the pension contribution", None),
     ("how often are fire extinguishers inspected", None),  # the topic is there, a frequency is not
     ("which solvent cleans the motor windings", None),
-    pytest.param("what colour is the emergency stop button", None, marks=LOW_COSINE_LIMIT),
+    ("what colour is the emergency stop button", None),
 ]
 
 

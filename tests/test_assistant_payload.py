@@ -27,6 +27,8 @@ def assistant_copy(bundle, tmp_path: Path) -> Path:
     d = tmp_path / "b"
     shutil.copytree(bundle.corpus_dir, d / "corpus")
     shutil.copytree(bundle.root / semantic.DIR, d / semantic.DIR)
+    if (bundle.root / semantic.ALIASES).is_dir():
+        shutil.copytree(bundle.root / semantic.ALIASES, d / semantic.ALIASES)
     return d
 
 
@@ -54,6 +56,9 @@ def test_the_intent_classifier_is_a_real_onnx_model_over_encoder_vectors(bundle)
     (lambda d: (d / "corpus" / "POL-02-pump-seal-leaks.md").write_text(
         (d / "corpus" / "POL-02-pump-seal-leaks.md").read_text().replace("SK-3110", "SK-3111")), "another corpus"),
     (lambda d: (d / INTENT_FILE).unlink(), INTENT_FILE),
+    (lambda d: next((d / semantic.ALIASES).glob("*.jsonl")).write_text('{"section": "POL-02#4", "sentence": "x", '
+                                                                        '"question": "q"}\n'), "another corpus"),
+    (lambda d: next((d / semantic.ALIASES).glob("*.jsonl")).write_text("not json\n"), "not an alias row"),
 ])
 def test_bad_vectors_are_named_in_one_line(bundle, tmp_path, tamper, names):
     d = assistant_copy(bundle, tmp_path)

@@ -62,8 +62,7 @@ def done(turn: Turn):
 @pytest.mark.model
 async def test_question_streams_a_cited_answer_and_a_citation_opens(ctx):
     app = ChatHost(ctx)
-    async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.pause()
+    async with app.opened() as pilot:
         turn = await ask(pilot, "which bearing set goes in a raw water pump?")
         await until(pilot, lambda: bool(turn._stream) or turn.answer is not None)
         await until(pilot, done(turn))
@@ -89,8 +88,7 @@ async def test_question_streams_a_cited_answer_and_a_citation_opens(ctx):
 @pytest.mark.model
 async def test_escape_cancels_mid_stream(ctx):
     app = ChatHost(ctx)
-    async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.pause()
+    async with app.opened() as pilot:
         turn = await ask(pilot, "how long is a hot work permit good for")
         await pilot.press("escape")
         await until(pilot, done(turn))
@@ -107,8 +105,7 @@ async def test_escape_cancels_mid_stream(ctx):
 @pytest.mark.model
 async def test_out_of_corpus_abstains_escalates_and_history_survives_restart(ctx, home, bundle):
     app = ChatHost(ctx)
-    async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.pause()
+    async with app.opened() as pilot:
         turn = await ask(pilot, "What is the warranty period of the office coffee machine?")
         await until(pilot, done(turn))
         assert turn.answer.abstained and turn.answer.citations == ()
@@ -122,8 +119,7 @@ async def test_out_of_corpus_abstains_escalates_and_history_survives_restart(ctx
     app2 = ChatHost(Session(home, bundle))
     ChatScreen.WARM = False
     try:
-        async with app2.run_test(size=(80, 24)) as pilot:
-            await pilot.pause()
+        async with app2.opened() as pilot:
             t = turns(app2)
             assert [x.question for x in t] == ["What is the warranty period of the office coffee machine?"]
             assert t[0].answer.abstained and t[0].escalation_id is not None
@@ -142,8 +138,7 @@ async def test_bad_input_gets_a_clear_message_and_keeps_history(ctx, monkeypatch
     bad = ["   ", "x" * 20_000, "\x00\x01\x02\x7f\x1b[31m",
            "\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x01\xf4\x08\x06",
            "¿Qué kit de sello uso para la bomba?", "hello"]
-    async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.pause()
+    async with app.opened() as pilot:
         for q in bad:
             turn = await ask(pilot, q)
             await until(pilot, done(turn), timeout=30)

@@ -75,8 +75,7 @@ def screen_of(app) -> EvalScreen:
 async def test_opens_on_the_latest_run_with_per_slice_deltas_and_gate(ctx, stored):
     _, cand = stored
     app = EvalHost(ctx)
-    async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.pause()
+    async with app.opened() as pilot:
         scr = screen_of(app)
         cases = scr.query_one("#case-table", DataTable)
         assert cases.row_count == 12
@@ -94,8 +93,7 @@ async def test_opens_on_the_latest_run_with_per_slice_deltas_and_gate(ctx, store
 
 async def test_a_failed_case_opens_with_its_question_answer_and_reason(ctx, stored):
     app = EvalHost(ctx)
-    async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.pause()
+    async with app.opened() as pilot:
         scr = screen_of(app)
         table = scr.query_one("#case-table", DataTable)
         table.move_cursor(row=table.get_row_index("can-010"))
@@ -113,8 +111,7 @@ async def test_a_failed_case_opens_with_its_question_answer_and_reason(ctx, stor
 async def test_past_runs_list_and_reopen(ctx, stored):
     base, _ = stored
     app = EvalHost(ctx)
-    async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.pause()
+    async with app.opened() as pilot:
         scr = screen_of(app)
         await pilot.press("p")
         runs = scr.query_one("#run-table", DataTable)
@@ -133,8 +130,7 @@ async def test_run_shows_live_rows_progress_and_summary_then_failed_only_filter(
     oracle = OracleAsk(g, wrong={"mes-002"})
     monkeypatch.setattr(EvalScreen, "ask_for", lambda self, bundle: (oracle, lambda: None))
     app = EvalHost(ctx)
-    async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.pause()
+    async with app.opened() as pilot:
         scr = screen_of(app)
         assert scr.query_one("#case-table", DataTable).row_count == 0  # nothing stored yet
         await pilot.press("r")
@@ -166,8 +162,7 @@ async def test_cancel_keeps_finished_cases_and_r_resumes(ctx, monkeypatch):
     oracle = OracleAsk(g)
     monkeypatch.setattr(EvalScreen, "ask_for", ask_for)
     app = EvalHost(ctx)
-    async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.pause()
+    async with app.opened() as pilot:
         scr = screen_of(app)
         await pilot.press("r")
         await wait_idle(app, pilot)
@@ -212,8 +207,7 @@ async def test_real_assistant_run_from_the_r_key_then_a_case_opens(ctx, tmp_path
     (d / "v1.jsonl").write_text("\n".join(lines) + "\n")
     monkeypatch.setattr(golden_mod, "GOLDEN_ROOT", tmp_path / "golden")
     app = EvalHost(ctx)
-    async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.pause()
+    async with app.opened() as pilot:
         scr = screen_of(app)
         await pilot.press("r")
         await wait_idle(app, pilot, timeout=400)

@@ -10,6 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 from ota_fixtures import (
+    committed_store,
     make_bundle_dir,
     make_ota,
     member,
@@ -28,11 +29,8 @@ from edgetui.ota.manifest import FileEntry, Manifest
 @pytest.fixture
 def ctx(home, tmp_path):
     """A store with demo@1.1.0 installed, signed, active and committed."""
-    kr = Keyring(home.keys)
-    kr.keygen()
     src = tmp_path / "src"
-    make_ota(home).install(tar_of(make_bundle_dir(src, version="1.1.0", keyring=kr)), activate=True)
-    return SimpleNamespace(home=home, kr=kr, src=src, tmp=tmp_path)
+    return SimpleNamespace(home=home, kr=committed_store(home, src, "1.1.0"), src=src, tmp=tmp_path)
 
 
 def good_dir(c, version="1.2.0", **kw):

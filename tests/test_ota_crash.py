@@ -13,10 +13,9 @@ import signal
 from pathlib import Path
 
 import pytest
-from ota_fixtures import assert_one_active_verifying, make_bundle_dir, make_ota, store_snapshot, tar_of
+from ota_fixtures import assert_one_active_verifying, committed_store, make_bundle_dir, make_ota, store_snapshot, tar_of
 
 from edgetui.config import Paths
-from edgetui.ota.keys import Keyring
 from edgetui.ota.steps import hooked
 from edgetui.ota.store import Store
 
@@ -28,9 +27,7 @@ def base(tmp_path_factory):
     """A data dir with OLD active and committed, and a signed archive of NEW beside it."""
     root = tmp_path_factory.mktemp("crash")
     home = Paths(root / "home").ensure()
-    kr = Keyring(home.keys)
-    kr.keygen()
-    make_ota(home).install(tar_of(make_bundle_dir(root / "src", "demo", "1.0.0", keyring=kr)), activate=True)
+    kr = committed_store(home, root / "src")
     new_tar = tar_of(make_bundle_dir(root / "src", "demo", "1.1.0", keyring=kr))
     return root, home, new_tar
 

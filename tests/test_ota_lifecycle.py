@@ -8,6 +8,7 @@ from types import SimpleNamespace
 import pytest
 from ota_fixtures import (
     assert_one_active_verifying,
+    committed_store,
     failing_smoke,
     make_bundle_dir,
     make_ota,
@@ -18,7 +19,6 @@ from ota_fixtures import (
 from edgetui.ota.build import sign_bundle
 from edgetui.ota.errors import Refused
 from edgetui.ota.history import events, previous_active
-from edgetui.ota.keys import Keyring
 from edgetui.ota.report import verify, versions
 from edgetui.ota.smoke import SmokeResult
 from edgetui.ota.store import Store
@@ -26,15 +26,12 @@ from edgetui.ota.store import Store
 
 @pytest.fixture
 def dev(home, tmp_path):
-    kr = Keyring(home.keys)
-    kr.keygen()
+    kr = committed_store(home, tmp_path / "src")
 
     def tar(version: str, **kw):
         return tar_of(make_bundle_dir(tmp_path / "src", version=version, keyring=kr, **kw))
 
-    ota = make_ota(home)
-    ota.install(tar("1.0.0"), activate=True)
-    return SimpleNamespace(home=home, kr=kr, tar=tar, ota=ota, store=Store(home.store), tmp=tmp_path)
+    return SimpleNamespace(home=home, kr=kr, tar=tar, ota=make_ota(home), store=Store(home.store), tmp=tmp_path)
 
 
 def status(dev, ref):

@@ -3,6 +3,7 @@
 Each quotable sentence gets one score:
 
     cosine(question, "title: sentence")
+      + alias * max(0, best cosine(question, an alias question of the sentence) - that cosine)
       + sec   * cosine(question, the whole section)              context a single sentence lacks
       + lex   * bm25(section) / (bm25(section) + bm25_half)      lexical evidence, saturating
       + code  * [the sentence names an asset or part the question names, ranges included]
@@ -41,26 +42,27 @@ from edgetui.assistant.semantic import SentenceVectors, Unit
 class Tuning:
     """Fitted on golden_sets/field-policy/dev.jsonl by bench/fit_assistant.py (see bench/RESULTS.md)."""
 
-    sec: float = 0.4  # weight of the whole section's cosine in a sentence's score
-    rng: float = 0.3  # a value of the question inside an interval the sentence states
-    olap: float = 0.3  # IDF-weighted share of the question's words (stemmed) that the sentence itself uses
-    lex: float = 0.4  # weight of the section's saturated BM25 in a sentence's score
+    alias: float = 1.0  # how far a sentence's best alias question lifts its cosine (0: off, 1: the max of both)
+    sec: float = 0.2  # weight of the whole section's cosine in a sentence's score
+    rng: float = 0.1  # a value of the question inside an interval the sentence states
+    olap: float = 0.0  # IDF-weighted share of the question's words (stemmed) that the sentence itself uses
+    lex: float = 0.3  # weight of the section's saturated BM25 in a sentence's score
     bm25_half: float = 6.0  # the BM25 score at which lexical evidence is half its weight
     code: float = 0.0  # a sentence naming an asset or part code of the question
     typ_within: float = 9.0  # a sentence of the best section stating the kind of value asked ("how fast" → a
     # duration) is quoted within this of the best, when no quote so far states one
-    abstain_below: float = 0.8  # the assistant abstains when p_answerable is below this
+    abstain_below: float = 0.76  # the assistant abstains when p_answerable is below this
     cos_floor: float = 0.0  # ... or when the best sentence's own cosine is below this
     sibling_within: float = 0.12  # the next sentence of the best section is quoted within this of the best
     second_within: float = 0.1  # the best sentence of the runner-up section is quoted within this of the best
     joined_within: float = 0.06  # the same, for a question joining two asks ("and", "also", "+", two "?")
     part_min: float = 0.6  # a question part's best sentence in another section is quoted from this score
-    instruction_min: float = 0.5  # a segment with p(instructions) above this is dropped from the question
+    instruction_min: float = 0.8  # a segment with p(instructions) above this is dropped from the question
     small_talk_min: float = 0.7  # a question with p(small_talk) above this gets the greeting
     off_topic_min: float = 0.8  # a question with p(off_topic) above this abstains before retrieval
     # logistic weights over FEATURES, then the bias; empty: abstain on the best fused score alone
-    answerable: tuple[float, ...] = (0.4062, 0.5253, 0.3102, 0.9101, -0.5134, -0.9655, -0.9361, -1.5954,
-                                     0.8864)
+    answerable: tuple[float, ...] = (1.2486, 1.8053, 0.215, 0.6986, -0.4805, -0.8828, -1.1004, -1.2628,
+                                     -0.6209)
 
     @classmethod
     def from_runtime(cls, runtime: dict) -> Tuning:
@@ -83,6 +85,8 @@ FEATURES = ("fused", "cos", "sec_cos", "lex", "unknown", "named", "off_topic", "
 
 @dataclass(frozen=True)
 class Scored:
+    """A sentence and its fused score for one question; `section` is where its citation points."""
+
     unit: Unit
     score: float
 
@@ -141,6 +145,8 @@ class HybridRetriever:
     def unit_scores(self, text: str, vector: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """The fused score of every sentence for one question (or question part), and its parts."""
         cos = self.vectors.cosines(vector)[0]
+        if self.t.alias:
+            cos = cos + self.t.alias * np.maximum(0.0, self.vectors.alias_cosines(vector)[0] - cos)
         sec = self.vectors.section_cosines(vector)[0][self.unit_section]
         bm = self._bm25(text)
         lex = np.array([bm.get(s, 0.0) for s in self.section_of])

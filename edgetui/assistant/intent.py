@@ -88,10 +88,11 @@ def _phrases(section: Section, rng: random.Random) -> list[str]:
     return out
 
 
-def examples(sections: list[Section], seed: int = 0) -> list[tuple[str, int]]:
-    """Labelled training texts: (text, index into INTENTS)."""
+def examples(sections: list[Section], seed: int = 0, questions: tuple[str, ...] = ()) -> list[tuple[str, int]]:
+    """Labelled training texts: (text, index into INTENTS); `questions` are the bundle's alias questions
+    (policy questions in technicians' words, written from the corpus)."""
     rng = random.Random(seed)
-    data: list[tuple[str, int]] = []
+    data: list[tuple[str, int]] = [(q, 0) for q in questions]
     for s in sections:
         data += [(s2, 0) for s2 in s.sentences]
         for p in _phrases(s, rng):
@@ -145,9 +146,9 @@ def to_onnx(w: np.ndarray, b: np.ndarray) -> bytes:
     return model.SerializeToString()
 
 
-def build(bundle_dir: Path, sections: list[Section], embed) -> dict:
+def build(bundle_dir: Path, sections: list[Section], embed, questions: tuple[str, ...] = ()) -> dict:
     """Train on generated examples and write `assistant/intent.onnx`; returns training accuracy and size."""
-    data = examples(sections)
+    data = examples(sections, questions=questions)
     x = embed([t for t, _ in data]).astype(np.float32)
     y = np.array([lab for _, lab in data])
     w, b = train(x, y)

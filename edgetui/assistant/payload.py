@@ -23,7 +23,9 @@ def build(bundle_dir: Path) -> dict:
         return {}
     build_index(root / "corpus", root / "index.sqlite")
     enc = semantic.build(root)
-    info = intent.build(root, load_corpus(root / "corpus"), enc.embed)
+    sections = load_corpus(root / "corpus")
+    questions = tuple(q for _, q in semantic.load_aliases(root, semantic.units_of(sections)))
+    info = intent.build(root, sections, enc.embed, questions)
     return {"encoder": ENCODER_ID, "intent": info}
 
 

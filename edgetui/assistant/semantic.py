@@ -3,15 +3,20 @@
 The bundle keeps, under `assistant/`:
 - `encoder.onnx` + `tokenizer.json`: the MiniLM sentence encoder (built from the package's safetensors by
   `encoder.write_model`), so a bundle answers with the encoder it was built with;
-- `embeddings.npy`: float32 `[units + sections, 384]`, unit-norm rows: one per (section, sentence) in
-  corpus order, then one per section (its document title, title and whole text: the context a single
-  sentence lacks);
+- `embeddings.npy`: float32 `[units + sections + aliases, 384]`, unit-norm rows: one per (section,
+  sentence) in corpus order, then one per section (its document title, title and whole text: the context a
+  single sentence lacks), then one per alias question;
 - `embeddings.json`: the encoder id, dimension, row count and a sha256 over the embedded texts.
 
 All of it is listed and hashed in the manifest. `SentenceVectors.open` refuses a matrix that is missing,
 truncated, of another shape or from another encoder, or that does not match the corpus it sits beside,
 with one line naming the file and the fix (rebuild the bundle); `check_bundle` is what verify and
 activation call.
+
+Aliases (`aliases/*.jsonl` beside the corpus, copied from the recipe): questions written by the project, in
+the words technicians use, each naming the sentence that answers it. MiniLM was trained on question pairs
+and matches a question to a question better than to a statement, so a sentence is also scored by its
+aliases (`alias_cosines`). They are written from the corpus only, never from a golden set.
 
 A unit is embedded as `"<section title>: <sentence>"`: the title carries the context a bare sentence
 lacks ("the limit is 8 hours" is about notification only through its title).
@@ -21,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,12 +35,15 @@ import numpy as np
 from edgetui.assistant.corpus import Section, load_corpus
 from edgetui.assistant.encoder import DIM, ENCODER_ID, Encoder, EncoderError, write_model
 
+log = logging.getLogger(__name__)
+
 DIR = "assistant"
 MATRIX = f"{DIR}/embeddings.npy"
 META = f"{DIR}/embeddings.json"
 ONNX = f"{DIR}/encoder.onnx"
 TOKENIZER = f"{DIR}/tokenizer.json"
 TEXT_FORMAT = "title: sentence"
+ALIASES = "aliases"
 RECENT = 64  # texts whose vectors SentenceVectors keeps
 
 
@@ -49,13 +58,14 @@ class Unit:
     section: Section
     sentence: str
 
-    @property
-    def text(self) -> str:
-        return f"{self.section.title}: {self.sentence}"
-
 
 def units_of(sections: list[Section]) -> list[Unit]:
     return [Unit(s, sent) for s in sections for sent in s.sentences]
+
+
+def unit_text(u: Unit) -> str:
+    """What the encoder embeds for a sentence (`TEXT_FORMAT`)."""
+    return f"{u.section.title}: {u.sentence}"
 
 
 def section_text(s: Section) -> str:
@@ -66,12 +76,39 @@ def sections_of(units: list[Unit]) -> list[Section]:
     return list({u.section.id: u.section for u in units}.values())
 
 
-def units_sha256(units: list[Unit]) -> str:
+def load_aliases(root: Path, units: list[Unit]) -> list[tuple[int, str]]:
+    """(unit index, question) for every alias row under `root/aliases/`. A row whose sentence the corpus no
+    longer has is left out (the corpus was edited after the aliases were written: a warning names it, and
+    the bundle answers as if the row were not there); a line that is not an alias row is refused."""
+    index = {(u.section.id, u.sentence): i for i, u in enumerate(units)}
+    out, stale = [], []
+    for f in sorted((Path(root) / ALIASES).glob("*.jsonl")):
+        for n, line in enumerate(f.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                key, question = (row["section"], row["sentence"]), str(row["question"]).strip()
+            except (ValueError, KeyError, TypeError) as e:
+                raise EmbeddingsError(f"{ALIASES}/{f.name}:{n}: not an alias row ({e}): fix or delete the line") from e
+            if key in index:
+                out.append((index[key], question))
+            else:
+                stale.append(f"{f.name}:{n}")
+    if stale:
+        log.warning("%d alias rows name sentences the corpus does not have (%s): left out", len(stale),
+                    ", ".join(stale[:5]))
+    return out
+
+
+def units_sha256(units: list[Unit], aliases: list[tuple[int, str]] = ()) -> str:
     h = hashlib.sha256()
     for u in units:
-        h.update(u.section.id.encode() + b"\0" + u.text.encode() + b"\n")
+        h.update(u.section.id.encode() + b"\0" + unit_text(u).encode() + b"\n")
     for s in sections_of(units):
         h.update(s.id.encode() + b"\0" + section_text(s).encode() + b"\n")
+    for i, q in aliases:
+        h.update(f"{i}\0{q}\n".encode())
     return h.hexdigest()
 
 
@@ -83,12 +120,14 @@ def build(bundle_dir: Path) -> Encoder:
     info = write_model(root / DIR)
     enc = Encoder.open(root / ONNX, root / TOKENIZER)
     units = units_of(load_corpus(root / "corpus"))
-    texts = [u.text for u in units] + [section_text(s) for s in sections_of(units)]
+    aliases = load_aliases(root, units)
+    texts = [unit_text(u) for u in units] + [section_text(s) for s in sections_of(units)] + [q for _, q in aliases]
     matrix = enc.embed(texts).astype(np.float32)
     with open(root / MATRIX, "wb") as f:
         np.save(f, matrix, allow_pickle=False)
     meta = {"encoder": ENCODER_ID, "dim": DIM, "count": len(texts), "text_format": TEXT_FORMAT,
-            "units_sha256": units_sha256(units), "source": info.get("source", "")}
+            "units_sha256": units_sha256(units, aliases),
+            "aliases": [i for i, _ in aliases], "source": info.get("source", "")}
     (root / META).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
     return enc
 
@@ -101,11 +140,14 @@ class SentenceVectors:
     """The corpus's unit vectors and the encoder that made them; `scores(question)` is one encoder call
     and one matrix product (~178 × 384 here)."""
 
-    def __init__(self, units: list[Unit], matrix: np.ndarray, encoder: Encoder):
+    def __init__(self, units: list[Unit], matrix: np.ndarray, encoder: Encoder, alias_units: list[int] = ()):
         self.units = units
         self.sections = sections_of(units)
-        self.matrix = matrix[: len(units)]
-        self.section_matrix = matrix[len(units):]
+        n, m = len(units), len(units) + len(self.sections)
+        self.matrix = matrix[:n]
+        self.section_matrix = matrix[n:m]
+        self.alias_matrix = matrix[m:]
+        self.alias_unit = np.asarray(alias_units, dtype=np.int64)
         self.encoder = encoder
         self._recent: dict[str, np.ndarray] = {}  # insertion-ordered: the oldest goes first
 
@@ -113,7 +155,7 @@ class SentenceVectors:
     def open(cls, bundle_dir: Path, sections: list[Section]) -> SentenceVectors:
         root = Path(bundle_dir)
         units = units_of(sections)
-        matrix = _load_matrix(root, units)
+        matrix, alias_units = _load_matrix(root, units)
         for rel in (ONNX, TOKENIZER):
             if not (root / rel).is_file():
                 raise EmbeddingsError(f"{rel} is missing from the bundle: rebuild it (edgetui bundle build)")
@@ -121,7 +163,7 @@ class SentenceVectors:
             enc = Encoder.open(root / ONNX, root / TOKENIZER)
         except EncoderError as e:
             raise EmbeddingsError(f"{ONNX}: {e}") from e
-        return cls(units, matrix, enc)
+        return cls(units, matrix, enc, alias_units)
 
     def embed(self, texts: list[str]) -> np.ndarray:
         """Unit vectors of the texts. The last few texts' vectors are kept: the intent gate and retrieval
@@ -138,12 +180,22 @@ class SentenceVectors:
         """[len(vectors), units] cosine similarities (rows are unit-norm)."""
         return np.atleast_2d(vectors) @ self.matrix.T
 
+    def alias_cosines(self, vectors: np.ndarray) -> np.ndarray:
+        """[len(vectors), units]: per sentence, the best cosine of its aliases (-1 where it has none)."""
+        v = np.atleast_2d(vectors)
+        out = np.full((len(v), len(self.units)), -1.0, dtype=np.float32)
+        if len(self.alias_unit):
+            c = v @ self.alias_matrix.T
+            for r in range(len(v)):
+                np.maximum.at(out[r], self.alias_unit, c[r])
+        return out
+
     def section_cosines(self, vectors: np.ndarray) -> np.ndarray:
         """[len(vectors), sections] cosine similarities, sections in corpus order."""
         return np.atleast_2d(vectors) @ self.section_matrix.T
 
 
-def _load_matrix(root: Path, units: list[Unit]) -> np.ndarray:
+def _load_matrix(root: Path, units: list[Unit]) -> tuple[np.ndarray, list[int]]:
     meta_p, mat_p = root / META, root / MATRIX
     if not meta_p.is_file() or not mat_p.is_file():
         missing = META if not meta_p.is_file() else MATRIX
@@ -155,8 +207,12 @@ def _load_matrix(root: Path, units: list[Unit]) -> np.ndarray:
     if meta.get("encoder") != ENCODER_ID or meta.get("dim") != DIM:
         raise EmbeddingsError(f"{META}: built by encoder {meta.get('encoder')!r} (dim {meta.get('dim')}), this "
                               f"edgetui uses {ENCODER_ID!r} (dim {DIM}): rebuild the bundle")
-    rows = len(units) + len(sections_of(units))
-    if meta.get("count") != rows or meta.get("units_sha256") != units_sha256(units):
+    try:
+        aliases = load_aliases(root, units)
+    except (OSError, EmbeddingsError) as e:
+        raise EmbeddingsError(f"{e}: rebuild the bundle") from e
+    rows = len(units) + len(sections_of(units)) + len(aliases)
+    if meta.get("count") != rows or meta.get("units_sha256") != units_sha256(units, aliases):
         raise EmbeddingsError(f"{META}: the vectors were made from another corpus than the bundle's: rebuild it")
     try:
         matrix = np.load(mat_p, allow_pickle=False)
@@ -167,7 +223,7 @@ def _load_matrix(root: Path, units: list[Unit]) -> np.ndarray:
                               "float32: rebuild the bundle")
     if not np.all(np.isfinite(matrix)):
         raise EmbeddingsError(f"{MATRIX} holds non-finite values: rebuild the bundle")
-    return matrix
+    return matrix, [i for i, _ in aliases]
 
 
 def check_bundle(bundle_dir: Path) -> str | None:

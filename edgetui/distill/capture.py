@@ -19,10 +19,12 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
+
+from edgetui.distill.config import CaptureSettings
 
 MANIFEST = "manifest.json"
 PROMPTS = "prompts.jsonl"
@@ -33,15 +35,16 @@ class CaptureError(Exception):
 
 
 @dataclass(frozen=True)
-class CaptureJob:
+class CaptureJob(CaptureSettings):
+    """One capture run: its settings, the teacher GGUF and the output directory."""
+
     model_path: str
     out_dir: str
-    k: int = 32
-    hidden: bool = False
-    max_tokens: int = 96
-    n_ctx: int = 2048
-    n_threads: int = 2
-    shard_size: int = 32
+
+    @classmethod
+    def of(cls, model_path: str, out_dir: str, settings: CaptureSettings) -> CaptureJob:
+        """A job with the capture settings of `settings` (a [capture] section carries more fields)."""
+        return cls(model_path, out_dir, **{f.name: getattr(settings, f.name) for f in fields(CaptureSettings)})
 
 
 def sha256_path(path: Path) -> str:
@@ -151,8 +154,8 @@ def _worker(job_file: Path) -> None:
     out = Path(job.out_dir)
     prompts = [json.loads(x) for x in (out / PROMPTS).read_text().splitlines() if x.strip()]
     kw = {"embedding": True, "pooling_type": llama_cpp.LLAMA_POOLING_TYPE_NONE} if job.hidden else {}
-    llm = llama_cpp.Llama(job.model_path, n_ctx=job.n_ctx, n_threads=job.n_threads,
-                          n_threads_batch=job.n_threads, verbose=False, **kw)
+    llm = llama_cpp.Llama(job.model_path, n_ctx=job.n_ctx, n_threads=job.threads,
+                          n_threads_batch=job.threads, verbose=False, **kw)
     n_vocab, n_embd = llm.n_vocab(), llm.n_embd()
     vocab = llama_cpp.llama_model_get_vocab(llm.model)
     eog = {t for t in range(n_vocab) if llama_cpp.llama_vocab_is_eog(vocab, t)}

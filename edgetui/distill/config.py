@@ -31,15 +31,21 @@ class TeacherSection:
     license: str = ""
 
 
-@dataclass(frozen=True)
-class CaptureSection:
-    prompts: int = 200
+@dataclass(frozen=True, kw_only=True)
+class CaptureSettings:
+    """What the capture run itself needs: [capture] adds the prompt choice, `CaptureJob` the paths."""
+
     k: int = 32
     hidden: bool = False
     max_tokens: int = 96
     n_ctx: int = 2048
     threads: int = 2
     shard_size: int = 32
+
+
+@dataclass(frozen=True)
+class CaptureSection(CaptureSettings):
+    prompts: int = 200
     seed: int = 0
     k_sections: int = 3
     golden: str = "golden_sets/field-policy/v1.jsonl"
@@ -69,20 +75,20 @@ class TrainSection:
     """Also the trainer's own config (`edgetui.distill.train` takes it as is)."""
 
     epochs: float = 1.0
-    batch_size: int = 4
-    grad_accum: int = 1
+    batch_size: int = 4  # sequences per micro-batch, on each process
+    grad_accum: int = 1  # micro-batches per optimizer step
     lr: float = 1e-4
     min_lr_ratio: float = 0.1
-    warmup_steps: int = 10
-    weight_decay: float = 0.01
+    warmup_steps: int = 10  # linear warmup to lr, then cosine decay to lr * min_lr_ratio
+    weight_decay: float = 0.01  # AdamW, on weight matrices only
     grad_clip: float = 1.0
     val_fraction: float = 0.05
-    val_every: int = 50
-    checkpoint_every: int = 50
+    val_every: int = 50  # optimizer steps (and after the last one)
+    checkpoint_every: int = 50  # optimizer steps (and after the last one)
     seed: int = 0
     dtype: str = "fp32"  # fp32 | bf16 (autocast)
     threads: int = 2  # 0: torch's default
-    max_seq: int = 1024
+    max_seq: int = 1024  # tokens per training sequence: longer ones are cut, a longer prompt skips it
     max_steps: int = 0  # 0: derived from epochs
 
 

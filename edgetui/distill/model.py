@@ -24,13 +24,13 @@ from torch import nn
 class StudentConfig:
     vocab_size: int = 49152
     dim: int = 576
-    n_layers: int = 15
+    n_layers: int = 15  # the defaults: the shape of SmolLM2-135M (the default teacher) at half its 30 blocks
     n_heads: int = 9
-    n_kv_heads: int = 3
-    ffn_dim: int = 1536
+    n_kv_heads: int = 3  # grouped-query attention: n_heads / n_kv_heads query heads share each K/V head
+    ffn_dim: int = 1536  # SwiGLU hidden width
     rope_theta: float = 100000.0
     norm_eps: float = 1e-5
-    max_seq: int = 2048
+    max_seq: int = 2048  # context length
 
     @property
     def head_dim(self) -> int:

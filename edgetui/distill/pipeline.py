@@ -74,8 +74,7 @@ def capture(cfg: DistillConfig, progress=None) -> dict:
     meta = {"teacher": t.ref, "teacher_sha256": t.sha256, "template_sha256": _sha(t.template.encode()),
             "tokenizer_sha256": read_teacher(t.gguf).tokenizer_hash(), "prompts_refused_by_golden_guard": refused,
             "prompt_kinds": _count(p.kind for p in plist), "grammar": any(p.grammar for p in plist)}
-    job = CaptureJob(str(t.gguf), str(cfg.capture_dir), k=c.k, hidden=c.hidden, max_tokens=c.max_tokens,
-                     n_ctx=c.n_ctx, n_threads=c.threads, shard_size=c.shard_size)
+    job = CaptureJob.of(str(t.gguf), str(cfg.capture_dir), c)
     return run_capture(job, [p.to_dict() for p in plist], meta, progress)
 
 
