@@ -22,10 +22,8 @@ def build(bundle_dir: Path) -> dict:
     if not (root / "corpus").is_dir():
         return {}
     build_index(root / "corpus", root / "index.sqlite")
-    enc = semantic.build(root)
-    sections = load_corpus(root / "corpus")
-    questions = tuple(q for _, q in semantic.load_aliases(root, semantic.units_of(sections)))
-    info = intent.build(root, sections, enc.embed, questions)
+    enc, questions = semantic.build(root)
+    info = intent.build(root, load_corpus(root / "corpus"), enc.embed, tuple(questions))
     return {"encoder": ENCODER_ID, "intent": info}
 
 

@@ -112,9 +112,9 @@ def units_sha256(units: list[Unit], aliases: list[tuple[int, str]] = ()) -> str:
     return h.hexdigest()
 
 
-def build(bundle_dir: Path) -> Encoder:
+def build(bundle_dir: Path) -> tuple[Encoder, list[str]]:
     """Write the encoder and the sentence matrix of `bundle_dir/corpus` into the bundle; return the encoder
-    (the intent classifier is trained with it next)."""
+    and the alias questions (the intent classifier is trained with both next)."""
     root = Path(bundle_dir)
     (root / DIR).mkdir(exist_ok=True)
     info = write_model(root / DIR)
@@ -126,10 +126,9 @@ def build(bundle_dir: Path) -> Encoder:
     with open(root / MATRIX, "wb") as f:
         np.save(f, matrix, allow_pickle=False)
     meta = {"encoder": ENCODER_ID, "dim": DIM, "count": len(texts), "text_format": TEXT_FORMAT,
-            "units_sha256": units_sha256(units, aliases),
-            "aliases": [i for i, _ in aliases], "source": info.get("source", "")}
+            "units_sha256": units_sha256(units, aliases), "source": info.get("source", "")}
     (root / META).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
-    return enc
+    return enc, [q for _, q in aliases]
 
 
 def has_vectors(bundle_dir: Path) -> bool:
@@ -137,8 +136,8 @@ def has_vectors(bundle_dir: Path) -> bool:
 
 
 class SentenceVectors:
-    """The corpus's unit vectors and the encoder that made them; `scores(question)` is one encoder call
-    and one matrix product (~178 × 384 here)."""
+    """The corpus's unit, section and alias vectors and the encoder that made them; scoring a question is
+    one encoder call and three small matrix products (178 sentences, 83 sections, 534 aliases here)."""
 
     def __init__(self, units: list[Unit], matrix: np.ndarray, encoder: Encoder, alias_units: list[int] = ()):
         self.units = units
