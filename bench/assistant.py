@@ -1,6 +1,8 @@
-"""Assistant benchmark: the dev set (ours, the tuning set) and the public golden set (a report), side by side.
+"""Assistant benchmark: the dev set (ours, the tuning set), the public golden set (a report) and our validation
+set (val.jsonl: written independently of dev and of the alias questions, never fitted on; the estimate of how
+the assistant does on a technician's new wording), side by side.
 
-    .venv/bin/python bench/assistant.py                 # without and with the model, dev + public
+    .venv/bin/python bench/assistant.py                 # without and with the model, dev + public + val
     .venv/bin/python bench/assistant.py --no-model      # retrieval + intent gate + quote selection only
     .venv/bin/python bench/assistant.py --json out.json # every number and per-case rows
 
@@ -37,7 +39,8 @@ from edgetui.evals.stats import percentile  # noqa: E402
 from edgetui.ota.bundle import Bundle  # noqa: E402
 
 SETS = {"dev": REPO / "golden_sets" / "field-policy" / "dev.jsonl",
-        "public": REPO / "golden_sets" / "field-policy" / "v1.jsonl"}
+        "public": REPO / "golden_sets" / "field-policy" / "v1.jsonl",
+        "val": REPO / "golden_sets" / "field-policy" / "val.jsonl"}
 
 
 def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -123,7 +126,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--no-model", action="store_true", help="only the arm without the model")
     ap.add_argument("--bundle", type=Path, help="a built bundle directory (default: the active bundle)")
-    ap.add_argument("--sets", default="dev,public")
+    ap.add_argument("--sets", default="dev,public,val")
     ap.add_argument("--json", type=Path, help="write every number (and per-case rows) here")
     args = ap.parse_args()
 

@@ -27,8 +27,9 @@ def assistant_copy(bundle, tmp_path: Path) -> Path:
     d = tmp_path / "b"
     shutil.copytree(bundle.corpus_dir, d / "corpus")
     shutil.copytree(bundle.root / semantic.DIR, d / semantic.DIR)
-    if (bundle.root / semantic.ALIASES).is_dir():
-        shutil.copytree(bundle.root / semantic.ALIASES, d / semantic.ALIASES)
+    for sub in (semantic.ALIASES, semantic.NEAR_MISSES):
+        if (bundle.root / sub).is_dir():
+            shutil.copytree(bundle.root / sub, d / sub)
     return d
 
 
@@ -59,6 +60,10 @@ def test_the_intent_classifier_is_a_real_onnx_model_over_encoder_vectors(bundle)
     (lambda d: next((d / semantic.ALIASES).glob("*.jsonl")).write_text('{"section": "POL-02#4", "sentence": "x", '
                                                                         '"question": "q"}\n'), "another corpus"),
     (lambda d: next((d / semantic.ALIASES).glob("*.jsonl")).write_text("not json\n"), "not an alias row"),
+    (lambda d: next((d / semantic.NEAR_MISSES).glob("*.jsonl")).write_text('{"section": "POL-01#1"}\n'),
+     "not a near-miss row"),
+    (lambda d: next((d / semantic.NEAR_MISSES).glob("*.jsonl")).write_text('{"question": "a different one?"}\n'),
+     "another corpus"),
 ])
 def test_bad_vectors_are_named_in_one_line(bundle, tmp_path, tamper, names):
     d = assistant_copy(bundle, tmp_path)
@@ -66,6 +71,27 @@ def test_bad_vectors_are_named_in_one_line(bundle, tmp_path, tamper, names):
     tamper(d)
     why = payload.problem(d)
     assert why is not None and names in why and "rebuild" in why and "\n" not in why
+
+
+def test_near_miss_questions_are_embedded_and_read_as_evidence_against_answering(bundle):
+    """A question beside the policies that they do not answer sits nearer its near misses than any sentence;
+    a question a sentence answers does not. (The rows are ours, written from the corpus.)"""
+    vectors = semantic.SentenceVectors.open(bundle.root, semantic.load_corpus(bundle.corpus_dir))
+    near = semantic.load_near_misses(bundle.root)
+    assert len(near) >= 200 and vectors.near_matrix.shape == (len(near), 384)
+    meta = json.loads((bundle.root / semantic.META).read_text())
+    assert meta["near_misses"] == len(near)
+    q = vectors.embed(["how often do the dissolved oxygen probes get calibrated?", "which seal kit fits P-305?"])
+    best_sentence = np.maximum(vectors.cosines(q), vectors.alias_cosines(q)).max(axis=1)
+    margin = vectors.near_miss_cosines(q) - best_sentence
+    assert margin[0] > margin[1] and margin[1] < 0
+
+
+def test_a_call_with_more_texts_than_the_encoder_keeps_still_answers(bundle):
+    vectors = semantic.SentenceVectors.open(bundle.root, semantic.load_corpus(bundle.corpus_dir))
+    texts = [f"question number {i}" for i in range(semantic.RECENT + 10)]
+    out = vectors.embed(texts)
+    assert out.shape == (len(texts), 384) and np.allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-4)
 
 
 def test_an_install_with_vectors_from_another_encoder_is_refused_and_the_store_kept(bundle, home, tmp_path):

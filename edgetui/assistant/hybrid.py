@@ -13,7 +13,8 @@ BM25 keeps what it does well (part numbers, ranges, rare words); the encoder car
 rewordings. A section scores as its best sentence, and citations are the sections of the quoted sentences.
 Whether the policies answer at all is a small logistic model over the evidence (`answerable`: the best
 fused score, its cosine parts, lexical evidence, the share of question words no policy uses, capitalised
-names no policy uses, and the intent classifier's off-topic probability), fitted on the dev set; the
+names no policy uses, the intent classifier's off-topic probability, and how much nearer the question is
+to a near-miss question — one the policies do not answer — than to its best sentence), fitted on the dev set; the
 assistant abstains when its probability is below `abstain_below`. Every weight and threshold lives in
 `Tuning`: its defaults are fitted on the project's own dev set by `bench/fit_assistant.py` (never on the
 public golden set), and a bundle may carry its own values under `[runtime.assistant]` in its recipe,
@@ -51,7 +52,7 @@ class Tuning:
     code: float = 0.0  # a sentence naming an asset or part code of the question
     typ_within: float = 9.0  # a sentence of the best section stating the kind of value asked ("how fast" → a
     # duration) is quoted within this of the best, when no quote so far states one
-    abstain_below: float = 0.76  # the assistant abstains when p_answerable is below this
+    abstain_below: float = 0.77  # the assistant abstains when p_answerable is below this
     cos_floor: float = 0.0  # ... or when the best sentence's own cosine is below this
     sibling_within: float = 0.12  # the next sentence of the best section is quoted within this of the best
     second_within: float = 0.1  # the best sentence of the runner-up section is quoted within this of the best
@@ -61,8 +62,8 @@ class Tuning:
     small_talk_min: float = 0.7  # a question with p(small_talk) above this gets the greeting
     off_topic_min: float = 0.8  # a question with p(off_topic) above this abstains before retrieval
     # logistic weights over FEATURES, then the bias; empty: abstain on the best fused score alone
-    answerable: tuple[float, ...] = (1.2486, 1.8053, 0.215, 0.6986, -0.4805, -0.8828, -1.1004, -1.2628,
-                                     -0.6209)
+    answerable: tuple[float, ...] = (1.2766, 1.9028, 0.3079, 0.8107, -0.3685, -0.8255, -1.1971, -1.1193,
+                                     -2.2022, -1.2423)
 
     @classmethod
     def from_runtime(cls, runtime: dict) -> Tuning:
@@ -80,7 +81,7 @@ class Tuning:
         return 1.0 / (1.0 + math.exp(-z))
 
 
-FEATURES = ("fused", "cos", "sec_cos", "lex", "unknown", "named", "off_topic", "type_missing")
+FEATURES = ("fused", "cos", "sec_cos", "lex", "unknown", "named", "off_topic", "type_missing", "near_miss")
 
 
 @dataclass(frozen=True)
@@ -206,13 +207,16 @@ class HybridRetriever:
         units = [Scored(self.vectors.units[i], float(scores[i])) for i in order]
         quotes = self._choose(units, joined=bool(_JOINED.search(question)) or len(parts) >= 2, question=question)
         for text, vec in zip(texts[1:], vecs[1:], strict=True):
-            self._add_part(quotes, self.unit_scores(text, vec[None, :])[0])
+            self._add_part(quotes, self.unit_scores(text, vec[None, :])[0], text)
         ranked = self._rank_sections(units, quotes, k)
         top = int(order[0])
+        near = float(self.vectors.near_miss_cosines(vecs[:1])[0]) if len(self.vectors.near_matrix) else None
         features = {"fused": float(scores[top]), "cos": float(comp["cos"][top]),
                     "sec_cos": float(comp["sec_cos"][top]), "lex": float(comp["lex"][top]),
                     "unknown": self.unknown_share(question), "named": float(len(self.unknown_names(question))),
-                    "off_topic": 0.0, "type_missing": type_missing(question, [q.unit.sentence for q in quotes])}
+                    "off_topic": 0.0, "type_missing": type_missing(question, [q.unit.sentence for q in quotes]),
+                    # a bundle without near-miss questions reads 0: refit its `answerable` weights
+                    "near_miss": 0.0 if near is None else near - float(comp["cos"][top])}
         return Evidence(ranked, units, quotes, self.unknown_codes(question), (time.perf_counter() - t0) * 1000,
                         features)
 
@@ -248,11 +252,20 @@ class HybridRetriever:
             out.append(other)
         return out
 
-    def _add_part(self, quotes: list[Scored], scores: np.ndarray) -> None:
-        """For one part of a multi-part question: its best sentence, when no quote so far is it."""
-        i = int(np.argmax(scores))
+    def _add_part(self, quotes: list[Scored], scores: np.ndarray, text: str) -> None:
+        """For one part of a multi-part question: its best sentence, when no quote so far is it; a sentence of
+        the same section that states the kind of value the part asks for ("how many" → a number) goes first
+        when the best does not."""
+        order = np.argsort(-scores, kind="stable")
+        i = int(order[0])
+        kinds = asked(text)
+        if kinds and not any(states(k, self.vectors.units[i].sentence) for k in kinds):
+            typed = next((int(j) for j in order[1:12] if self.unit_section[j] == self.unit_section[i]
+                          and scores[j] >= scores[i] - self.t.typ_within
+                          and any(states(k, self.vectors.units[j].sentence) for k in kinds)), None)
+            i = i if typed is None else typed
         u = self.vectors.units[i]
-        if all(q.unit != u for q in quotes) and scores[i] >= self.t.part_min and len(quotes) < 4:
+        if scores[i] >= self.t.part_min and all(q.unit != u for q in quotes) and len(quotes) < 4:
             quotes.append(Scored(u, float(scores[i])))
 
     @staticmethod

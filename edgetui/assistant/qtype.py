@@ -22,7 +22,7 @@ TYPES: dict[str, tuple[re.Pattern, re.Pattern]] = {
                              r"(?:day|week|month|year|shift)\b|\b\d+\s*(?:months?|days?|weeks?|years?)\b", _I)),
     "duration": (re.compile(r"\bhow long\b|\bhow soon\b|\bhow quick(?:ly)?\b|\bhow fast\b|\bdeadline\b|"
                             r"\bwithin what time\b|\bvalid for\b|\bhow many (?:hours|minutes|days|weeks)\b", _I),
-                 re.compile(r"\b\d+(?:\.\d+)?\s*-?\s*(?:hours?|minutes?|days?|weeks?|months?|years?|h|mins?)\b|"
+                 re.compile(r"\b\d+(?:\.\d+)?\s*-?\s*(?:(?:working|business|calendar|clear)\s+)?(?:hours?|minutes?|days?|weeks?|months?|years?|h|mins?)\b|"
                             r"\bsame day\b|\bimmediate(?:ly)?\b|\bend of the shift\b|\bnext (?:round|working day)\b|"
                             r"\bwhole (?:job|shift)\b|\buntil\b", _I)),
     "torque": (re.compile(r"\btorque\b", _I), re.compile(r"\b\d+\s?N\s?m\b", _I)),

@@ -3,9 +3,9 @@
 The bundle keeps, under `assistant/`:
 - `encoder.onnx` + `tokenizer.json`: the MiniLM sentence encoder (built from the package's safetensors by
   `encoder.write_model`), so a bundle answers with the encoder it was built with;
-- `embeddings.npy`: float32 `[units + sections + aliases, 384]`, unit-norm rows: one per (section,
-  sentence) in corpus order, then one per section (its document title, title and whole text: the context a
-  single sentence lacks), then one per alias question;
+- `embeddings.npy`: float32 `[units + sections + aliases + near misses, 384]`, unit-norm rows: one per
+  (section, sentence) in corpus order, then one per section (its document title, title and whole text: the
+  context a single sentence lacks), then one per alias question, then one per near-miss question;
 - `embeddings.json`: the encoder id, dimension, row count and a sha256 over the embedded texts.
 
 All of it is listed and hashed in the manifest. `SentenceVectors.open` refuses a matrix that is missing,
@@ -17,6 +17,13 @@ Aliases (`aliases/*.jsonl` beside the corpus, copied from the recipe): questions
 the words technicians use, each naming the sentence that answers it. MiniLM was trained on question pairs
 and matches a question to a question better than to a statement, so a sentence is also scored by its
 aliases (`alias_cosines`). They are written from the corpus only, never from a golden set.
+
+Near misses (`near_misses/*.jsonl`, rows `{"section", "question"}`): questions that sit right beside a
+section's topic but that no policy answers (a figure it never gives, a vendor or asset it never names, a
+step it never describes), written from the corpus by someone who saw no golden or dev question. The
+answerability model reads how much closer a question is to its nearest near miss than to its best
+sentence or alias (`near_miss_cosines`): the nearest-neighbour evidence that "sounds like the policy" is
+not "answered by the policy", which cosine alone cannot tell.
 
 A unit is embedded as `"<section title>: <sentence>"`: the title carries the context a bare sentence
 lacks ("the limit is 8 hours" is about notification only through its title).
@@ -44,6 +51,7 @@ ONNX = f"{DIR}/encoder.onnx"
 TOKENIZER = f"{DIR}/tokenizer.json"
 TEXT_FORMAT = "title: sentence"
 ALIASES = "aliases"
+NEAR_MISSES = "near_misses"
 RECENT = 64  # texts whose vectors SentenceVectors keeps
 
 
@@ -101,7 +109,26 @@ def load_aliases(root: Path, units: list[Unit]) -> list[tuple[int, str]]:
     return out
 
 
-def units_sha256(units: list[Unit], aliases: list[tuple[int, str]] = ()) -> str:
+def load_near_misses(root: Path) -> list[str]:
+    """The near-miss questions under `root/near_misses/` (none when the folder is absent); a line that is
+    not a near-miss row is refused."""
+    out = []
+    for f in sorted((Path(root) / NEAR_MISSES).glob("*.jsonl")):
+        for n, line in enumerate(f.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                question = json.loads(line)["question"]
+            except (ValueError, KeyError, TypeError) as e:
+                raise EmbeddingsError(f"{NEAR_MISSES}/{f.name}:{n}: not a near-miss row ({e}): fix or delete "
+                                      "the line") from e
+            if not isinstance(question, str) or not question.strip():
+                raise EmbeddingsError(f"{NEAR_MISSES}/{f.name}:{n}: the question is empty: fix or delete the line")
+            out.append(question.strip())
+    return out
+
+
+def units_sha256(units: list[Unit], aliases: list[tuple[int, str]] = (), near: list[str] = ()) -> str:
     h = hashlib.sha256()
     for u in units:
         h.update(u.section.id.encode() + b"\0" + unit_text(u).encode() + b"\n")
@@ -109,6 +136,8 @@ def units_sha256(units: list[Unit], aliases: list[tuple[int, str]] = ()) -> str:
         h.update(s.id.encode() + b"\0" + section_text(s).encode() + b"\n")
     for i, q in aliases:
         h.update(f"{i}\0{q}\n".encode())
+    for q in near:
+        h.update(f"near\0{q}\n".encode())
     return h.hexdigest()
 
 
@@ -121,12 +150,15 @@ def build(bundle_dir: Path) -> tuple[Encoder, list[str]]:
     enc = Encoder.open(root / ONNX, root / TOKENIZER)
     units = units_of(load_corpus(root / "corpus"))
     aliases = load_aliases(root, units)
-    texts = [unit_text(u) for u in units] + [section_text(s) for s in sections_of(units)] + [q for _, q in aliases]
+    near = load_near_misses(root)
+    texts = ([unit_text(u) for u in units] + [section_text(s) for s in sections_of(units)] + [q for _, q in aliases]
+             + near)
     matrix = enc.embed(texts).astype(np.float32)
     with open(root / MATRIX, "wb") as f:
         np.save(f, matrix, allow_pickle=False)
     meta = {"encoder": ENCODER_ID, "dim": DIM, "count": len(texts), "text_format": TEXT_FORMAT,
-            "units_sha256": units_sha256(units, aliases), "source": info.get("source", "")}
+            "units_sha256": units_sha256(units, aliases, near), "near_misses": len(near),
+            "source": info.get("source", "")}
     (root / META).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
     return enc, [q for _, q in aliases]
 
@@ -136,16 +168,20 @@ def has_vectors(bundle_dir: Path) -> bool:
 
 
 class SentenceVectors:
-    """The corpus's unit, section and alias vectors and the encoder that made them; scoring a question is
-    one encoder call and three small matrix products (178 sentences, 83 sections, 534 aliases here)."""
+    """The corpus's unit, section, alias and near-miss vectors and the encoder that made them; scoring a
+    question is one encoder call and four small matrix products (178 sentences, 83 sections, 1,424 aliases,
+    249 near misses here)."""
 
-    def __init__(self, units: list[Unit], matrix: np.ndarray, encoder: Encoder, alias_units: list[int] = ()):
+    def __init__(self, units: list[Unit], matrix: np.ndarray, encoder: Encoder, alias_units: list[int] = (),
+                 near_misses: int = 0):
         self.units = units
         self.sections = sections_of(units)
         n, m = len(units), len(units) + len(self.sections)
+        a = m + len(alias_units)
         self.matrix = matrix[:n]
         self.section_matrix = matrix[n:m]
-        self.alias_matrix = matrix[m:]
+        self.alias_matrix = matrix[m:a]
+        self.near_matrix = matrix[a:a + near_misses]
         self.alias_unit = np.asarray(alias_units, dtype=np.int64)
         self.encoder = encoder
         self._recent: dict[str, np.ndarray] = {}  # insertion-ordered: the oldest goes first
@@ -154,7 +190,7 @@ class SentenceVectors:
     def open(cls, bundle_dir: Path, sections: list[Section]) -> SentenceVectors:
         root = Path(bundle_dir)
         units = units_of(sections)
-        matrix, alias_units = _load_matrix(root, units)
+        matrix, alias_units, near = _load_matrix(root, units)
         for rel in (ONNX, TOKENIZER):
             if not (root / rel).is_file():
                 raise EmbeddingsError(f"{rel} is missing from the bundle: rebuild it (edgetui bundle build)")
@@ -162,18 +198,20 @@ class SentenceVectors:
             enc = Encoder.open(root / ONNX, root / TOKENIZER)
         except EncoderError as e:
             raise EmbeddingsError(f"{ONNX}: {e}") from e
-        return cls(units, matrix, enc, alias_units)
+        return cls(units, matrix, enc, alias_units, near)
 
     def embed(self, texts: list[str]) -> np.ndarray:
         """Unit vectors of the texts. The last few texts' vectors are kept: the intent gate and retrieval
         embed the same question (and its parts), and the encoder is most of a question's cost."""
+        if not texts:
+            return np.zeros((0, DIM), np.float32)
         missing = [t for t in dict.fromkeys(texts) if t not in self._recent]
-        if missing:
-            for t, v in zip(missing, self.encoder.embed(missing), strict=True):
-                self._recent[t] = v
-            while len(self._recent) > RECENT:
-                self._recent.pop(next(iter(self._recent)))
-        return np.stack([self._recent[t] for t in texts]) if texts else np.zeros((0, DIM), np.float32)
+        fresh = dict(zip(missing, self.encoder.embed(missing), strict=True)) if missing else {}
+        out = np.stack([fresh[t] if t in fresh else self._recent[t] for t in texts])
+        self._recent.update(fresh)  # kept after the lookup: a call with more than RECENT texts still answers
+        while len(self._recent) > RECENT:
+            self._recent.pop(next(iter(self._recent)))
+        return out
 
     def cosines(self, vectors: np.ndarray) -> np.ndarray:
         """[len(vectors), units] cosine similarities (rows are unit-norm)."""
@@ -189,12 +227,17 @@ class SentenceVectors:
                 np.maximum.at(out[r], self.alias_unit, c[r])
         return out
 
+    def near_miss_cosines(self, vectors: np.ndarray) -> np.ndarray:
+        """[len(vectors)]: the best cosine of a near-miss question (-1 when the bundle has none)."""
+        v = np.atleast_2d(vectors)
+        return (v @ self.near_matrix.T).max(axis=1) if len(self.near_matrix) else np.full(len(v), -1.0)
+
     def section_cosines(self, vectors: np.ndarray) -> np.ndarray:
         """[len(vectors), sections] cosine similarities, sections in corpus order."""
         return np.atleast_2d(vectors) @ self.section_matrix.T
 
 
-def _load_matrix(root: Path, units: list[Unit]) -> tuple[np.ndarray, list[int]]:
+def _load_matrix(root: Path, units: list[Unit]) -> tuple[np.ndarray, list[int], int]:
     meta_p, mat_p = root / META, root / MATRIX
     if not meta_p.is_file() or not mat_p.is_file():
         missing = META if not meta_p.is_file() else MATRIX
@@ -208,10 +251,11 @@ def _load_matrix(root: Path, units: list[Unit]) -> tuple[np.ndarray, list[int]]:
                               f"edgetui uses {ENCODER_ID!r} (dim {DIM}): rebuild the bundle")
     try:
         aliases = load_aliases(root, units)
+        near = load_near_misses(root)
     except (OSError, EmbeddingsError) as e:
         raise EmbeddingsError(f"{e}: rebuild the bundle") from e
-    rows = len(units) + len(sections_of(units)) + len(aliases)
-    if meta.get("count") != rows or meta.get("units_sha256") != units_sha256(units, aliases):
+    rows = len(units) + len(sections_of(units)) + len(aliases) + len(near)
+    if meta.get("count") != rows or meta.get("units_sha256") != units_sha256(units, aliases, near):
         raise EmbeddingsError(f"{META}: the vectors were made from another corpus than the bundle's: rebuild it")
     try:
         matrix = np.load(mat_p, allow_pickle=False)
@@ -222,7 +266,7 @@ def _load_matrix(root: Path, units: list[Unit]) -> tuple[np.ndarray, list[int]]:
                               "float32: rebuild the bundle")
     if not np.all(np.isfinite(matrix)):
         raise EmbeddingsError(f"{MATRIX} holds non-finite values: rebuild the bundle")
-    return matrix, [i for i, _ in aliases]
+    return matrix, [i for i, _ in aliases], len(near)
 
 
 def check_bundle(bundle_dir: Path) -> str | None:

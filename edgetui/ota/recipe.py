@@ -80,9 +80,10 @@ def build(recipe_dir: Path, out_dir: Path, version: str | None = None,
     corpus_src = recipe_dir / r.get("corpus", {}).get("dir", "corpus")
     if corpus_src.is_dir():
         shutil.copytree(corpus_src, out_dir / "corpus")
-    aliases_src = recipe_dir / r.get("corpus", {}).get("aliases", "aliases")
-    if aliases_src.is_dir():
-        shutil.copytree(aliases_src, out_dir / "aliases")
+    for key in ("aliases", "near_misses"):  # questions the bundle build embeds beside the corpus
+        src = recipe_dir / r.get("corpus", {}).get(key, key)
+        if src.is_dir():
+            shutil.copytree(src, out_dir / key)
     runtime = dict(r.get("runtime", {}))
     runtime.update(assistant_payload.build(out_dir))
     runtime.setdefault("engine", "llama")
