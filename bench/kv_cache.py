@@ -19,9 +19,9 @@ prompts; the questions alternate between them in one run:
 
 Printed per path: p50/p95 of `first_token_ms` (question received → first characters on screen: the
 quotes), `answer_ms` (→ the complete validated answer), the model's TTFT, prompt tokens recomputed, and
-quality (the evals scorer) per path; cache bytes in RAM are not visible from the parent, the bytes on disk
-are. Then grammar decode: the production lead grammar against no grammar on the same prompts and engine
-(tok/s over the decoded tokens; plain decode runs to `--plain-tokens`).
+quality (the evals scorer) per path; the cache's bytes on disk and the most it held in the engine's RAM
+(`cache_ram_bytes` in the stats). Then grammar decode: the production lead grammar against no grammar on
+the same prompts and engine (tok/s over the decoded tokens; plain decode runs to `--plain-tokens`).
 """
 
 from __future__ import annotations
@@ -122,7 +122,7 @@ def main() -> int:
                     ans = a.ask(c.question)
                     sc = score_case(c, ans.answer, ans.citations, ans.abstained, ans.confidential)
                     keys = ("first_token_ms", "answer_ms", "ttft_ms", "prompt_tokens", "prompt_recomputed", "cache",
-                            "cache_hit", "decode_tps")
+                            "cache_hit", "decode_tps", "cache_ram_bytes")
                     row = {"id": c.id, "pass": sc.passed, "answer": ans.answer, **{k: ans.stats.get(k) for k in keys}}
                     if p == "before":  # the quotes waited for the validated lead
                         row["first_token_ms"] = row["answer_ms"]
@@ -158,7 +158,9 @@ def main() -> int:
           "(target: within one case)")
     same = sum(first[x["id"]] == x["answer"] for x in rows["cached warm"])
     print(f"answers identical to the recompute path's: {same}/{len(cases)} (restoring is exact)")
-    print(f"cache on disk: {disk / 2**20:.1f} MiB in {len(list(state_dir.glob(f'*{SUFFIX}')))} states")
+    ram = max((x["cache_ram_bytes"] or 0) for p in ("cached cold", "cached warm") for x in rows[p])
+    print(f"cache on disk: {disk / 2**20:.1f} MiB in {len(list(state_dir.glob(f'*{SUFFIX}')))} states; "
+          f"in the engine's RAM at most {ram / 2**20:.1f} MiB (budget 64 MiB)")
     if dec["grammar"] and dec["plain"]:
         print(f"decode tok/s over {dec['n']} prompts: grammar {dec['grammar']:.1f}, plain {dec['plain']:.1f}, "
               f"ratio {dec['grammar'] / dec['plain']:.2f} (target >= 0.9)")

@@ -87,6 +87,17 @@ def test_near_miss_questions_are_embedded_and_read_as_evidence_against_answering
     assert margin[0] > margin[1] and margin[1] < 0
 
 
+def test_a_sentences_alias_cosine_is_the_best_of_its_own_aliases(bundle):
+    vectors = semantic.SentenceVectors.open(bundle.root, semantic.load_corpus(bundle.corpus_dir))
+    q = vectors.embed(["which seal kit fits P-305?", "store hours"])
+    got = vectors.alias_cosines(q)
+    sims = q @ vectors.alias_matrix.T
+    for u in (0, len(vectors.units) // 2, len(vectors.units) - 1):
+        mine = vectors.alias_unit == u
+        want = sims[:, mine].max(axis=1) if mine.any() else np.full(2, -1.0)
+        assert np.allclose(got[:, u], want, atol=1e-6)
+
+
 def test_a_call_with_more_texts_than_the_encoder_keeps_still_answers(bundle):
     vectors = semantic.SentenceVectors.open(bundle.root, semantic.load_corpus(bundle.corpus_dir))
     texts = [f"question number {i}" for i in range(semantic.RECENT + 10)]

@@ -51,9 +51,25 @@ def test_a_second_process_restores_the_prefix_and_recomputes_only_the_question(b
     second = _ask(bundle_home.home, QUESTION)
     assert first["stats"]["cache_hit"] is False and first["stats"]["cache"] == "miss"
     assert second["stats"]["cache_hit"] is True and second["stats"]["cache"] == "disk"
+    assert 0 < second["stats"]["cache_ram_bytes"] <= 64 << 20  # the restored states, under the RAM budget
     assert second["stats"]["prompt_recomputed"] == _tail_tokens(bundle, engine, QUESTION)
     assert second["answer"] == first["answer"] and "SK-3110" in second["answer"]  # restoring is exact
     assert list(cache_dir(bundle_home.home).glob("*.kv"))
+
+
+def test_a_fresh_process_restores_the_instructions_even_for_a_new_question(bundle_home):
+    """The instructions' state is kept beside the policy-text states: a new process asking a question whose
+    policy text was never cached still skips evaluating them, and answers exactly as without any cache."""
+    other = "How long is a hot work permit valid?"
+    invalidate(bundle_home.home)
+    _ask(bundle_home.home, QUESTION)  # keeps the instructions' state
+    restored = _ask(bundle_home.home, other)
+    invalidate(bundle_home.home)
+    cold = _ask(bundle_home.home, other)
+    assert restored["stats"]["cache"] == "miss" and cold["stats"]["cache"] == "miss"
+    assert cold["stats"]["prompt_reused"] == 0 < restored["stats"]["prompt_reused"]
+    assert restored["stats"]["prompt_recomputed"] < cold["stats"]["prompt_recomputed"]
+    assert restored["answer"] == cold["answer"] and "4 hours" in restored["answer"]
 
 
 def test_a_corrupt_state_file_is_rebuilt_and_the_answer_is_unchanged(bundle_home):

@@ -104,7 +104,7 @@ def _empty_stats() -> dict:
             "prompt_ms": 0.0, "engine_ttft_ms": None, "ttft_ms": None, "decode_tokens": 0, "decode_ms": 0.0,
             "decode_tps": None, "gen_ms": None, "total_ms": 0.0, "finish": None, "attempts": 0, "mode": None,
             "abstained": False, "confidential": False, "first_token_ms": None, "answer_ms": None,
-            "cache_hit": False}
+            "cache_hit": False, "cache_ram_bytes": 0}
 
 
 class Assistant:
@@ -310,6 +310,7 @@ class Assistant:
             st["decode_tps"] = round(s.decode_tps, 2)
             st["finish"] = s.finish
             st["cache"] = s.cache
+            st["cache_ram_bytes"] = s.cache_ram_bytes
             st["cache_hit"] = st["cache_hit"] or s.cache in ("kv", "ram", "disk")
         cancelled = (s is not None and s.finish == "cancelled") or (cancel is not None and cancel.is_set())
         return text, cancelled

@@ -66,6 +66,7 @@ class Stats:
     decode_ms: float = 0.0  # first token to last token
     finish: str = "stop"  # stop | length | cancelled | error
     cache: str = ""  # the cache_prefix's state: kv (still loaded), ram, disk (restored), miss (evaluated, saved)
+    cache_ram_bytes: int = 0  # bytes of KV states the engine holds in RAM after this request (budgeted)
     start: float = 0.0  # time.monotonic() at request start
     token_times: tuple[float, ...] = field(default=(), repr=False)
 

@@ -74,6 +74,7 @@ class LlamaRuntime:
         key = CacheKey(model=f"{Path(model_path).resolve()}:{st.st_size}:{st.st_mtime_ns}", build=build,
                        n_ctx=self.n_ctx, n_batch=n_batch)
         self.states = StateCache(Path(state_dir) if state_dir else None, key)
+        self.base_restored = 0  # tokens of the base restored from the cache on the last request
 
     def close(self) -> None:
         """Finish writing cached states (a state is worth more to the next process than to this one)."""
@@ -152,15 +153,51 @@ class LlamaRuntime:
             self.llm.n_tokens = len(prefix)
         return ok
 
+    # The base itself (the instructions, ~370 tokens) is evaluated once per process; its whole-sequence state
+    # is kept too (~8 MiB), so a fresh process (`edgetui ask`) restores it instead of evaluating it (seconds on
+    # 2 cores). Its key is the base tokens with a -1 after them: no prefix's key can be that.
+    def _base_digest(self, base_tokens: list[int]) -> str:
+        return self.states.key.digest([*base_tokens, -1])
+
+    def _load_base(self, base_tokens: list[int]) -> bool:
+        import llama_cpp
+
+        blob, _ = self.states.get(self._base_digest(base_tokens))
+        if blob is None:
+            return False
+        ctx = self.llm._ctx.ctx
+        llama_cpp.llama_memory_seq_rm(llama_cpp.llama_get_memory(ctx), 0, -1, -1)
+        buf = (ctypes.c_uint8 * len(blob)).from_buffer_copy(blob)
+        if llama_cpp.llama_state_seq_set_data(ctx, buf, len(blob), 0) != len(blob):
+            self.llm.reset()
+            return False
+        self.llm.input_ids[: len(base_tokens)] = base_tokens
+        self.llm.n_tokens = len(base_tokens)
+        return True
+
+    def _save_base(self, base_tokens: list[int]) -> None:
+        import llama_cpp
+
+        ctx = self.llm._ctx.ctx
+        size = llama_cpp.llama_state_seq_get_size(ctx, 0)
+        buf = (ctypes.c_uint8 * int(size))()
+        got = llama_cpp.llama_state_seq_get_data(ctx, buf, size, 0)
+        self.states.put(self._base_digest(base_tokens), ctypes.string_at(buf, int(got)), background=True)
+
     def _restore(self, prefix: list[int], base: int) -> str:
         """Put the prefix's KV cells in place: "kv" already there, "ram"/"disk" spliced from the cache,
         "miss" evaluated (what is already loaded reused) and saved for the next prompt with this prefix."""
         n = len(prefix)
+        self.base_restored = 0  # tokens of the base restored from the cache on this request (a miss reads it)
         if self.llm.n_tokens >= n and list(self.llm.input_ids[:n]) == prefix:
             return "kv"
-        if self._reused(prefix) < base:  # the base is not resident: evaluate it (once per process)
+        if self._reused(prefix) < base:  # the base is not resident: restore it, else evaluate it and keep it
             self.llm.reset()
-            self.llm.eval(prefix[:base])
+            if self._load_base(prefix[:base]):
+                self.base_restored = base
+            else:
+                self.llm.eval(prefix[:base])
+                self._save_base(prefix[:base])
         digest = self.states.key.digest(prefix)
         blob, where = self.states.get(digest)
         if blob is not None and self._load_delta(blob, prefix, base):
@@ -182,8 +219,9 @@ class LlamaRuntime:
             base = min(self._prefix_len(tokens, p.cache_base), n)
             if 0 < base < n < len(tokens):
                 cache = self._restore(tokens[:n], base)
-                if cache != "miss":  # on a miss the prefix was just evaluated: it counts as recomputed
-                    reused = max(0, self._reused(tokens))
+                # on a miss the prefix was just evaluated: it counts as recomputed, except what was resident
+                # before (the base, when loaded) or restored from the cache (the base, in a fresh process)
+                reused = max(0, self._reused(tokens)) if cache != "miss" else max(reused, self.base_restored)
         self.llm.set_seed(p.seed)
         ids = self.llm.generate(
             tokens, temp=p.temperature, top_p=p.top_p, top_k=40 if p.temperature > 0 else 1,
@@ -193,6 +231,7 @@ class LlamaRuntime:
                             len(tokens), reused):
             if event[0] == "done":
                 event[1]["cache"] = cache
+                event[1]["cache_ram_bytes"] = self.states.ram_bytes
             yield event
 
 
