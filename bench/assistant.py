@@ -1,8 +1,9 @@
 """Assistant benchmark: the dev set (ours, the tuning set), the public golden set (a report) and our validation
-set (val.jsonl: written independently of dev and of the alias questions, never fitted on; the estimate of how
-the assistant does on a technician's new wording), side by side.
+sets (val.jsonl and val2.jsonl, each by its own writer, independently of dev, of each other and of the alias and
+near-miss questions, never fitted on; the estimate of how the assistant does on a technician's new wording), side by
+side.
 
-    .venv/bin/python bench/assistant.py                 # without and with the model, dev + public + val
+    .venv/bin/python bench/assistant.py                 # without and with the model, dev + public + val + val2
     .venv/bin/python bench/assistant.py --no-model      # retrieval + intent gate + quote selection only
     .venv/bin/python bench/assistant.py --json out.json # every number and per-case rows
 
@@ -40,7 +41,8 @@ from edgetui.ota.bundle import Bundle  # noqa: E402
 
 SETS = {"dev": REPO / "golden_sets" / "field-policy" / "dev.jsonl",
         "public": REPO / "golden_sets" / "field-policy" / "v1.jsonl",
-        "val": REPO / "golden_sets" / "field-policy" / "val.jsonl"}
+        "val": REPO / "golden_sets" / "field-policy" / "val.jsonl",
+        "val2": REPO / "golden_sets" / "field-policy" / "val2.jsonl"}
 
 
 def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -126,7 +128,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--no-model", action="store_true", help="only the arm without the model")
     ap.add_argument("--bundle", type=Path, help="a built bundle directory (default: the active bundle)")
-    ap.add_argument("--sets", default="dev,public,val")
+    ap.add_argument("--sets", default="dev,public,val,val2")
     ap.add_argument("--json", type=Path, help="write every number (and per-case rows) here")
     args = ap.parse_args()
 

@@ -508,3 +508,37 @@ def test_a_lead_that_copies_a_quoted_sentence_is_not_shown():
     assert checked_lead("diesel generator g-1 (800 kva) backs up the raw water pumps and the control room",
                         q, "What does G-1 back up?") == ""
     assert checked_lead("800 kVA.", q, "How big is generator G-1?") == "800 kVA."
+
+
+def test_a_ladder_of_levels_bounds_each_step_up_to_the_next():
+    from edgetui.assistant.ranges import holds_any, ladder, values
+    steps = ladder(["0.5 ppm: warning. Do not enter.", "1 ppm: alarm. Evacuate.", "3 ppm: high alarm.",
+                    "Nobody enters alone.", "20 m: keep clear."])
+    assert [len(s) for s in steps] == [1, 1, 1, 0, 0]  # a lone step of another unit is no ladder
+    assert holds_any(steps[1], values("panel reads 1.2ppm")) and not holds_any(steps[0], values("1.2 ppm"))
+    assert holds_any(steps[0], values("0.7 ppm")) and holds_any(steps[2], values("12 ppm"))
+    assert not any(holds_any(s, values("0.2 ppm")) for s in steps)
+
+
+@pytest.mark.parametrize("question,kind", [
+    ("How many litres does the day tank hold?", "volume"),
+    ("how many grams of grease per bearing", "mass"),
+    ("at what decibel level do I need ear defenders", "sound"),
+])
+def test_a_question_asking_for_a_value_no_quote_states_is_typed_missing(question, kind):
+    from edgetui.assistant.qtype import asked, type_missing
+    assert kind in asked(question)
+    assert type_missing(question, ["Keep the day tank above 70%.", "Use grease GR-2 only."]) == 1.0
+    assert asked("how often are pressure transmitters calibrated") == ["frequency"]
+
+
+def test_a_question_of_many_parts_cites_at_most_three_sections(bare):
+    ans = bare.ask("how long is a LOTO-2 qualification valid, which seal kit goes on P-305, how often is G-1 "
+                   "run off-load, and how fast must the duty manager answer a Severity 1 call?")
+    assert not ans.abstained and 2 <= len(set(ans.citations)) <= 3
+    assert all(sid in ans.citations for sid, _ in ans.quotes)
+
+
+def test_a_reading_between_two_levels_quotes_the_lower_levels_step(bare):
+    ev = bare.hybrid.search("chlorine panel at the door reads 1.2 ppm, what now", 3)
+    assert any(q.unit.sentence.startswith("1 ppm: alarm") for q in ev.quotes)

@@ -35,7 +35,7 @@ from edgetui.assistant.corpus import Section, codes_in, expand_ranges
 from edgetui.assistant.index import STOPWORDS, Retriever, clauses
 from edgetui.assistant.qtype import asked, states, type_missing
 from edgetui.assistant.quotes import terms
-from edgetui.assistant.ranges import holds_any, intervals, values
+from edgetui.assistant.ranges import holds_any, intervals, ladder, values
 from edgetui.assistant.semantic import SentenceVectors, Unit
 
 
@@ -47,23 +47,25 @@ class Tuning:
     sec: float = 0.2  # weight of the whole section's cosine in a sentence's score
     rng: float = 0.1  # a value of the question inside an interval the sentence states
     olap: float = 0.0  # IDF-weighted share of the question's words (stemmed) that the sentence itself uses
-    lex: float = 0.3  # weight of the section's saturated BM25 in a sentence's score
+    lex: float = 0.4  # weight of the section's saturated BM25 in a sentence's score
     bm25_half: float = 6.0  # the BM25 score at which lexical evidence is half its weight
     code: float = 0.0  # a sentence naming an asset or part code of the question
     typ_within: float = 9.0  # a sentence of the best section stating the kind of value asked ("how fast" → a
     # duration) is quoted within this of the best, when no quote so far states one
-    abstain_below: float = 0.77  # the assistant abstains when p_answerable is below this
+    abstain_below: float = 0.74  # the assistant abstains when p_answerable is below this
     cos_floor: float = 0.0  # ... or when the best sentence's own cosine is below this
-    sibling_within: float = 0.12  # the next sentence of the best section is quoted within this of the best
-    second_within: float = 0.1  # the best sentence of the runner-up section is quoted within this of the best
+    sibling_within: float = 9.0  # the next sentence of the best section is quoted within this of the best
+    siblings: float = 2  # ... up to this many of them (a whole short section: the rule and its conditions)
+    second_within: float = 0.2  # the best sentence of the runner-up section is quoted within this of the best
     joined_within: float = 0.06  # the same, for a question joining two asks ("and", "also", "+", two "?")
-    part_min: float = 0.6  # a question part's best sentence in another section is quoted from this score
+    part_min: float = 0.7  # a question part's best sentence in another section is quoted from this score
+    part_stay: float = 0.0  # ... unless a sentence of a section already quoted scores within this of it
     instruction_min: float = 0.8  # a segment with p(instructions) above this is dropped from the question
     small_talk_min: float = 0.7  # a question with p(small_talk) above this gets the greeting
     off_topic_min: float = 0.8  # a question with p(off_topic) above this abstains before retrieval
     # logistic weights over FEATURES, then the bias; empty: abstain on the best fused score alone
-    answerable: tuple[float, ...] = (1.2766, 1.9028, 0.3079, 0.8107, -0.3685, -0.8255, -1.1971, -1.1193,
-                                     -2.2022, -1.2423)
+    answerable: tuple[float, ...] = (1.0759, 1.5005, 0.4871, 0.9942, -0.1382, -0.596, -1.3939, -1.1694, -2.6002,
+                                     -1.1404)
 
     @classmethod
     def from_runtime(cls, runtime: dict) -> Tuning:
@@ -130,6 +132,10 @@ class HybridRetriever:
         sec_index = {s.id: i for i, s in enumerate(vectors.sections)}
         self.unit_section = np.array([sec_index[i] for i in self.section_of])
         self.unit_intervals = [intervals(u.sentence) for u in vectors.units]
+        for sid in dict.fromkeys(self.section_of):  # a section's ladder of levels bounds each step too
+            idx = [i for i, s in enumerate(self.section_of) if s == sid]
+            for i, steps in zip(idx, ladder([vectors.units[i].sentence for i in idx]), strict=True):
+                self.unit_intervals[i] = self.unit_intervals[i] + steps
         self.unit_terms = [terms(u.sentence) for u in vectors.units]
         self.unit_index = {(u.section.id, u.sentence): i for i, u in enumerate(vectors.units)}
         df: dict[str, int] = {}
@@ -236,7 +242,7 @@ class HybridRetriever:
             return []
         best = units[0]
         same = [u for u in units[1:] if u.section.id == best.section.id]
-        out = [best] + [u for u in same[:2] if u.score >= best.score - self.t.sibling_within]
+        out = [best] + [u for u in same[:int(self.t.siblings)] if u.score >= best.score - self.t.sibling_within]
         if question and not self.names_the_case(best.unit, question):
             named = next((u for u in same if self.names_the_case(u.unit, question)), None)
             if named is not None:
@@ -253,11 +259,20 @@ class HybridRetriever:
         return out
 
     def _add_part(self, quotes: list[Scored], scores: np.ndarray, text: str) -> None:
-        """For one part of a multi-part question: its best sentence, when no quote so far is it; a sentence of
-        the same section that states the kind of value the part asks for ("how many" → a number) goes first
-        when the best does not."""
+        """For one part of a multi-part question: its best sentence, when no quote so far is it. A sentence of
+        a section already quoted that scores within `part_stay` of that best is taken instead: two asks about
+        one subject ("how many people, and what ticket must one hold") usually share its section, and a
+        third section cited for a near tie costs the answer its citation precision. A sentence of the same
+        section that states the kind of value the part asks for ("how many" → a number) goes first when the
+        best does not. At most three sections are cited."""
         order = np.argsort(-scores, kind="stable")
         i = int(order[0])
+        quoted = {self.unit_index[(q.section.id, q.unit.sentence)] for q in quotes}
+        secs = {int(self.unit_section[j]) for j in quoted}
+        if self.unit_section[i] not in secs:
+            stay = next((int(j) for j in order[1:24] if self.unit_section[j] in secs), None)
+            if stay is not None and scores[stay] >= scores[i] - self.t.part_stay:
+                i = stay
         kinds = asked(text)
         if kinds and not any(states(k, self.vectors.units[i].sentence) for k in kinds):
             typed = next((int(j) for j in order[1:12] if self.unit_section[j] == self.unit_section[i]
@@ -265,7 +280,8 @@ class HybridRetriever:
                           and any(states(k, self.vectors.units[j].sentence) for k in kinds)), None)
             i = i if typed is None else typed
         u = self.vectors.units[i]
-        if scores[i] >= self.t.part_min and all(q.unit != u for q in quotes) and len(quotes) < 4:
+        new_section = int(self.unit_section[i]) not in secs
+        if scores[i] >= self.t.part_min and i not in quoted and len(quotes) < 5 and (len(secs) < 3 or not new_section):
             quotes.append(Scored(u, float(scores[i])))
 
     @staticmethod

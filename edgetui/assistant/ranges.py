@@ -24,6 +24,7 @@ _PATTERNS = [
     (re.compile(rf"{_NUM}{_UNIT}\s+or\s+(?:more|above|higher)", re.I), "above"),
 ]
 _VALUE = re.compile(rf"(?<![\w.]){_NUM}{_UNIT}(?![\w])", re.I)
+_STEP = re.compile(rf"^\s*{_NUM}{_UNIT}\s*:", re.I)  # "1 ppm: alarm. Evacuate ..." — one step of a ladder
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,23 @@ def intervals(text: str) -> list[Interval]:
                 out.append(Interval(-math.inf, _num(m[1]), _unit(m[2])))
             else:
                 out.append(Interval(_num(m[1]), math.inf, _unit(m[2])))
+    return out
+
+
+def ladder(sentences: list[str]) -> list[list[Interval]]:
+    """Per sentence, the band it governs when the sentences form a ladder of levels ("0.5 ppm: warning.",
+    "1 ppm: alarm.", "3 ppm: high alarm."): each step holds from its own value up to the next step's, the
+    top step upwards. A reading of 1.2 ppm is the alarm step's case, though no sentence states 1.2 or a
+    range around it. Sentences that are no step, or a lone step, get nothing."""
+    steps = [(i, _num(m[1]), _unit(m[2])) for i, s in enumerate(sentences) if (m := _STEP.match(s))]
+    out: list[list[Interval]] = [[] for _ in sentences]
+    for unit in {u for _, _, u in steps}:
+        same = sorted((v, i) for i, v, u in steps if u == unit)
+        if len(same) < 2:
+            continue
+        for k, (v, i) in enumerate(same):
+            top = same[k + 1][0] if k + 1 < len(same) else math.inf
+            out[i].append(Interval(v, math.nextafter(top, -math.inf), unit))
     return out
 
 
