@@ -7,13 +7,16 @@ import json
 import shutil
 import sqlite3
 import threading
+from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from edgetui.assistant import gate
 from edgetui.assistant import prompt as P
 from edgetui.assistant.corpus import CorpusError, corpus_hash, load_corpus, parse_policy, split_sentences
+from edgetui.assistant.hybrid import HybridRetriever
 from edgetui.assistant.index import Retriever, build_index, index_is_current
 from edgetui.assistant.pipeline import Answer, Assistant
 from edgetui.assistant.quotes import Quote, lead_supported
@@ -358,6 +361,9 @@ def test_invalid_output_is_retried_once_then_quotes_without_a_lead(bare):
     ("sev 1 call, how quick does the duty manager answer", "Within 15 minutes.", True),
     ("how long can a pump with a drip leak keep running", "1. 1. 1. 1.", False),  # degenerate
     ("fuel level in the bulk tank for the generator", "At least 60 hours.", False),  # 48 h and 60 h: ambiguous
+    ("how soon is the regulator told about a chlorine release to the river", "At 3 ppm.", False),  # not a duration
+    ("how long do I run the fan before going into the wet well", "Run it for 30 minutes.", False),  # the re-test's
+    # "30-minute" beside "20 minutes": a hyphenated value keeps its unit, so the lead is ambiguous
     ("Which seal kit fits P-305?", "P-305 uses a kit.", False),  # repeats the question's value only
     ("Seal kit for P-205?", "No.", False),  # a yes/no lead to a question that is not yes/no
     ("can I use an oxy torch to warm a bearing before fitting it", "No.", True),
@@ -542,3 +548,13 @@ def test_a_question_of_many_parts_cites_at_most_three_sections(bare):
 def test_a_reading_between_two_levels_quotes_the_lower_levels_step(bare):
     ev = bare.hybrid.search("chlorine panel at the door reads 1.2 ppm, what now", 3)
     assert any(q.unit.sentence.startswith("1 ppm: alarm") for q in ev.quotes)
+
+
+def test_the_opening_weight_lowers_only_a_documents_first_section(bare):
+    h0 = bare.hybrid
+    h1 = HybridRetriever(bare.retriever, h0.vectors, replace(h0.t, opening=h0.t.opening + 0.1))
+    q = "what does the lockout policy cover"
+    v = h0.vectors.embed([q])[:1]
+    diff = h0.unit_scores(q, v)[0] - h1.unit_scores(q, v)[0]
+    opening = np.array([u.section.number == 1 for u in h0.vectors.units])
+    assert opening.any() and np.allclose(diff[opening], 0.1) and np.allclose(diff[~opening], 0.0)

@@ -4,13 +4,15 @@ A 135M model copies values from the wrong sentence ("SK-2240" for a treated-wate
 SK-3110), restates a revised value ("30 minutes", replaced by Revision 4) or degenerates ("1. 1. 1."). A lead
 survives only when its words are the quotes' or the question's, every value it states is one the top quote
 affirms (not one a clause negates or replaces), it adds a value the question did not give, it is not
-ambiguous between two values of one unit, and it is not degenerate. Otherwise the quotes speak alone.
+ambiguous between two values of one unit, a value it states is of the kind the question asks for (a
+duration for "how long", money for "what fine"), and it is not degenerate. Otherwise the quotes speak alone.
 """
 
 from __future__ import annotations
 
 import re
 
+from edgetui.assistant.qtype import asked, states
 from edgetui.assistant.quotes import Quote, lead_supported, numbers, terms
 from edgetui.assistant.ranges import values
 
@@ -91,5 +93,8 @@ def checked_lead(lead: str, quotes: list[Quote], question: str) -> str:
         return ""
     if _ambiguous(lead, quotes[0].sentence):
         return ""
+    kinds = asked(question)
+    if stated and kinds and not any(states(k, lead) for k in kinds):
+        return ""  # "A 3-ppm fine." to "what fine …?": a value, but not of the kind the question asks for
     return lead
 

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 
 _NUM = r"(\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?)"
-_UNIT = r"\s*(%|°\s?c|mm/s|ppm|kw|kva|v|m|kg|hours?|minutes?|days?|drops)?"
+_UNIT = r"(?:-|\s*)(%|°\s?c|mm/s|ppm|kw|kva|v|m|kg|hours?|minutes?|days?|drops)?"  # "30-minute" too
 _CODE = re.compile(r"\b[a-z]{1,4}-?\d+\b", re.IGNORECASE)
 _PATTERNS = [
     (re.compile(rf"between\s+{_NUM}{_UNIT}\s+and\s+{_NUM}{_UNIT}", re.I), "between"),
