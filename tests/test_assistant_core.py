@@ -524,6 +524,8 @@ def test_a_ladder_of_levels_bounds_each_step_up_to_the_next():
     assert holds_any(steps[1], values("panel reads 1.2ppm")) and not holds_any(steps[0], values("1.2 ppm"))
     assert holds_any(steps[0], values("0.7 ppm")) and holds_any(steps[2], values("12 ppm"))
     assert not any(holds_any(s, values("0.2 ppm")) for s in steps)
+    from edgetui.assistant.ranges import intervals
+    assert holds_any(intervals("Zone D starts at 5.6 mm/s."), values("blower reads 6 mm/s"))
 
 
 @pytest.mark.parametrize("question,kind", [

@@ -3,7 +3,7 @@
 "Zone C, 4.5 to 7.1 mm/s", "below 0.5 ppm", "between 19.5% and 23.5%", "50 kW or more": a sentence that
 bounds a quantity is the governing one for a reading inside its bounds ("vib 5.2 on P-210" → Zone C).
 Parsed from the text's own wording (to, between … and, below/under/less than/fewer than, above/over/more
-than/at least, or more/or less), never from a list of the corpus's sentences, so any bundle's corpus works.
+than/at least/starts at, or more/or less), never from a list of the corpus's sentences, so any bundle's corpus works.
 Numbers inside asset codes (the 210 of P-210) are not quantities.
 """
 
@@ -20,7 +20,8 @@ _PATTERNS = [
     (re.compile(rf"between\s+{_NUM}{_UNIT}\s+and\s+{_NUM}{_UNIT}", re.I), "between"),
     (re.compile(rf"{_NUM}{_UNIT}\s+to\s+{_NUM}{_UNIT}", re.I), "between"),
     (re.compile(rf"(?:below|under|less than|fewer than|lower than)\s+{_NUM}{_UNIT}", re.I), "below"),
-    (re.compile(rf"(?:above|over|more than|greater than|at least|exceeds?)\s+{_NUM}{_UNIT}", re.I), "above"),
+    (re.compile(rf"(?:above|over|more than|greater than|at least|exceeds?|(?:starts?|begins?) at)\s+{_NUM}{_UNIT}",
+                re.I), "above"),
     (re.compile(rf"{_NUM}{_UNIT}\s+or\s+(?:more|above|higher)", re.I), "above"),
 ]
 _VALUE = re.compile(rf"(?<![\w.]){_NUM}{_UNIT}(?![\w])", re.I)
