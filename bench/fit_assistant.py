@@ -43,7 +43,6 @@ GRID = {
     "lex": [0.0, 0.1, 0.2, 0.3, 0.4, 0.6],
     "bm25_half": [2.0, 4.0, 6.0, 10.0, 16.0],
     "code": [0.0, 0.1, 0.2, 0.3, 0.5],
-    "opening": [0.0, 0.02, 0.05, 0.1, 0.15, 0.2],
     "typ_within": [0.0, 0.1, 0.2, 0.3, 0.4, 0.6, 9.0],
     "sibling_within": [0.0, 0.02, 0.04, 0.06, 0.08, 0.12, 0.16, 0.2, 0.3, 9.0],
     "siblings": [1, 2, 3, 5],
@@ -125,14 +124,18 @@ def logistic(x, y, l2: float = 0.01, steps: int = 5000, lr: float = 0.5):
     return tuple(round(float(v), 4) for v in (*raw_w, b - float((raw_w * mu).sum())))
 
 
-def answerability(base: Assistant, dev, embed, tuning: Tuning) -> Tuning:
-    """Fit the answerable model on the evidence of every dev case that reaches retrieval, then its threshold."""
+def dev_evidence(base: Assistant, dev, embed, tuning: Tuning):
+    """The answerability features of every dev case that reaches retrieval, and whether the corpus answers it."""
     import numpy as np
 
     _, rows = score(make(base, replace(tuning, abstain_below=-1e9, answerable=()), embed), dev.cases)
     feats = [(ans.stats["features"], not c.abstain) for c, ans, _ in rows if ans.stats.get("features")]
-    x = np.array([[f[k] for k in FEATURES] for f, _ in feats])
-    y = np.array([float(lab) for _, lab in feats])
+    return np.array([[f[k] for k in FEATURES] for f, _ in feats]), np.array([float(lab) for _, lab in feats])
+
+
+def answerability(base: Assistant, dev, embed, tuning: Tuning) -> Tuning:
+    """Fit the answerable model on the evidence of every dev case that reaches retrieval, then its threshold."""
+    x, y = dev_evidence(base, dev, embed, tuning)
     t = replace(tuning, answerable=logistic(x, y, l2=L2))
     print(f"  answerable weights {dict(zip((*FEATURES, 'bias'), t.answerable, strict=True))}", flush=True)
     t, q = threshold(base, dev, embed, t)
@@ -145,10 +148,7 @@ def cv_l2(base: Assistant, dev, embed, tuning: Tuning, grid=(0.003, 0.01, 0.03, 
     value (how `L2` is chosen; the fit itself uses every dev case)."""
     import numpy as np
 
-    _, rows = score(make(base, replace(tuning, abstain_below=-1e9, answerable=()), embed), dev.cases)
-    feats = [(ans.stats["features"], not c.abstain) for c, ans, _ in rows if ans.stats.get("features")]
-    x = np.array([[f[k] for k in FEATURES] for f, _ in feats])
-    y = np.array([float(lab) for _, lab in feats])
+    x, y = dev_evidence(base, dev, embed, tuning)
     folds = np.array_split(np.random.default_rng(0).permutation(len(y)), 5)
     for l2 in grid:
         loss, auc = [], []

@@ -7,16 +7,13 @@ import json
 import shutil
 import sqlite3
 import threading
-from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from edgetui.assistant import gate
 from edgetui.assistant import prompt as P
 from edgetui.assistant.corpus import CorpusError, corpus_hash, load_corpus, parse_policy, split_sentences
-from edgetui.assistant.hybrid import HybridRetriever
 from edgetui.assistant.index import Retriever, build_index, index_is_current
 from edgetui.assistant.pipeline import Answer, Assistant
 from edgetui.assistant.quotes import Quote, lead_supported
@@ -550,13 +547,3 @@ def test_a_question_of_many_parts_cites_at_most_three_sections(bare):
 def test_a_reading_between_two_levels_quotes_the_lower_levels_step(bare):
     ev = bare.hybrid.search("chlorine panel at the door reads 1.2 ppm, what now", 3)
     assert any(q.unit.sentence.startswith("1 ppm: alarm") for q in ev.quotes)
-
-
-def test_the_opening_weight_lowers_only_a_documents_first_section(bare):
-    h0 = bare.hybrid
-    h1 = HybridRetriever(bare.retriever, h0.vectors, replace(h0.t, opening=h0.t.opening + 0.1))
-    q = "what does the lockout policy cover"
-    v = h0.vectors.embed([q])[:1]
-    diff = h0.unit_scores(q, v)[0] - h1.unit_scores(q, v)[0]
-    opening = np.array([u.section.number == 1 for u in h0.vectors.units])
-    assert opening.any() and np.allclose(diff[opening], 0.1) and np.allclose(diff[~opening], 0.0)

@@ -50,7 +50,6 @@ class Tuning:
     lex: float = 0.4  # weight of the section's saturated BM25 in a sentence's score
     bm25_half: float = 6.0  # the BM25 score at which lexical evidence is half its weight
     code: float = 0.0  # a sentence naming an asset or part code of the question
-    opening: float = 0.0  # taken off the sentences of a document's opening section (its scope or purpose)
     typ_within: float = 9.0  # a sentence of the best section stating the kind of value asked ("how fast" → a
     # duration) is quoted within this of the best, when no quote so far states one
     abstain_below: float = 0.74  # the assistant abstains when p_answerable is below this
@@ -132,15 +131,13 @@ class HybridRetriever:
         self._plan = functools.lru_cache(maxsize=256)(lexical.plan)
         sec_index = {s.id: i for i, s in enumerate(vectors.sections)}
         self.unit_section = np.array([sec_index[i] for i in self.section_of])
-        first = {}
-        for u in vectors.units:  # a document's opening section (scope, purpose) rarely governs a question
-            first[u.section.doc_id] = min(first.get(u.section.doc_id, u.section.number), u.section.number)
-        self.unit_opening = np.array([float(u.section.number == first[u.section.doc_id]) for u in vectors.units])
         self.unit_intervals = [intervals(u.sentence) for u in vectors.units]
-        for sid in dict.fromkeys(self.section_of):  # a section's ladder of levels bounds each step too
-            idx = [i for i, s in enumerate(self.section_of) if s == sid]
+        by_section: dict[str, list[int]] = {}
+        for i, sid in enumerate(self.section_of):
+            by_section.setdefault(sid, []).append(i)
+        for idx in by_section.values():  # a section's ladder of levels bounds each step too
             for i, steps in zip(idx, ladder([vectors.units[i].sentence for i in idx]), strict=True):
-                self.unit_intervals[i] = self.unit_intervals[i] + steps
+                self.unit_intervals[i] += steps
         self.unit_terms = [terms(u.sentence) for u in vectors.units]
         self.unit_index = {(u.section.id, u.sentence): i for i, u in enumerate(vectors.units)}
         df: dict[str, int] = {}
@@ -169,8 +166,7 @@ class HybridRetriever:
         rng = (np.array([holds_any(iv, vals) for iv in self.unit_intervals], dtype=float) if vals
                else np.zeros(len(cos)))
         olap = self.overlap(text) if self.t.olap else np.zeros(len(cos))
-        total = (cos + self.t.sec * sec + self.t.lex * lex + self.t.code * code + self.t.rng * rng + self.t.olap * olap
-                 - self.t.opening * self.unit_opening)
+        total = cos + self.t.sec * sec + self.t.lex * lex + self.t.code * code + self.t.rng * rng + self.t.olap * olap
         return total, {"cos": cos, "sec_cos": sec, "lex": lex}
 
     def overlap(self, text: str) -> np.ndarray:
