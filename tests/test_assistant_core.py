@@ -547,3 +547,32 @@ def test_a_question_of_many_parts_cites_at_most_three_sections(bare):
 def test_a_reading_between_two_levels_quotes_the_lower_levels_step(bare):
     ev = bare.hybrid.search("chlorine panel at the door reads 1.2 ppm, what now", 3)
     assert any(q.unit.sentence.startswith("1 ppm: alarm") for q in ev.quotes)
+
+
+def test_a_lead_from_a_sentence_about_a_sibling_asset_is_not_shown(bare):
+    """'Raw water pumps use BR-6310' does not answer 'which bearing set do the treated water pumps use'."""
+    from edgetui.assistant.lead import checked_lead, contrasted
+    from edgetui.assistant.quotes import Quote
+
+    sec = bare.sections["POL-03#5"]
+    sent = next(s for s in sec.sentences if "BR-6310" in s)
+    q = [Quote(sec, sent, 1.0)]
+    assert ("treat", "water") in bare.attested and ("raw", "water") in bare.attested
+    assert contrasted("Which bearing set do the treated water pumps use?", sent, bare.attested)
+    assert checked_lead("BR-6310.", q, "Which bearing set do the treated water pumps use?", bare.attested) == ""
+    assert checked_lead("BR-6310.", q, "Which bearing set do raw water pumps use?", bare.attested) == "BR-6310."
+
+
+def test_a_part_that_only_states_context_adds_no_quote_and_a_pronoun_part_keeps_its_subject(bare):
+    """'how many of them must the store keep' is about the seal kit of the first part (SK-3110: 4 kits),
+    not the bearing sets; a statement ('Blower B-03 reads 6 mm/s.') is context, not an ask of its own."""
+    ev = bare.hybrid.search("Which seal kit do the treated water pumps use, and how many of them must the store "
+                            "keep on site?", 3)
+    quoted = [q.unit.sentence for q in ev.quotes]
+    assert any("SK-3110: 4 kits" in s for s in quoted) and not any("BR-6310" in s for s in quoted)
+    for stated, governing, context in [
+            ("The seal on P-209 has a slow drip. Which zone is blower B-02 in at 6.1 mm/s?", "POL-03#3", "POL-02"),
+            ("I'm on the night shift with the chlorine room next door. What arc rating do I need for a live 400 V "
+             "panel?", "POL-12#3", "POL-04")]:
+        ids = [q.section.id for q in bare.hybrid.search(stated, 3).quotes]
+        assert ids[0] == governing and not any(i.startswith(context) for i in ids)

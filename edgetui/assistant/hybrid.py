@@ -59,6 +59,8 @@ class Tuning:
     second_within: float = 0.2  # the best sentence of the runner-up section is quoted within this of the best
     joined_within: float = 0.06  # the same, for a question joining two asks ("and", "also", "+", two "?")
     part_min: float = 0.7  # a question part's best sentence in another section is quoted from this score
+    part_ctx: float = 0.5  # a part's score mixes in the whole question's at this weight ("how many of them")
+    part_asks: float = 1.0  # 1: only a part that asks (a question word, or it opens with a verb) gets its own quote
     part_stay: float = 0.0  # ... unless a sentence of a section already quoted scores within this of it
     instruction_min: float = 0.8  # a segment with p(instructions) above this is dropped from the question
     small_talk_min: float = 0.7  # a question with p(small_talk) above this gets the greeting
@@ -115,6 +117,9 @@ class Evidence:
 
 
 _JOINED = re.compile(r"\b(?:and|also|plus)\b|[&+;]|\?.*\?", re.IGNORECASE)
+_ASKS = re.compile(r"^\W*(?:what|which|how|when|where|who|whom|why|is|are|am|can|could|do|does|did|should|must|"
+                   r"may|might|will|would|have|has|any|tell|give|list|name|show)\b|\b(?:what|which|how|when|where|who|"
+                   r"whom|why)\b", re.IGNORECASE)
 _CODE_HINT = re.compile(r"\b([a-z]{1,3})(?:-(\d{1,5})|(\d{2,5}))\b")
 
 
@@ -215,7 +220,10 @@ class HybridRetriever:
         units = [Scored(self.vectors.units[i], float(scores[i])) for i in order]
         quotes = self._choose(units, joined=bool(_JOINED.search(question)) or len(parts) >= 2, question=question)
         for text, vec in zip(texts[1:], vecs[1:], strict=True):
-            self._add_part(quotes, self.unit_scores(text, vec[None, :])[0], text)
+            if self.t.part_asks and not _ASKS.search(text):
+                continue  # a statement ("Blower B-03 reads 6 mm/s") is context for the asks, not an ask
+            part = self.unit_scores(text, vec[None, :])[0]
+            self._add_part(quotes, (part + self.t.part_ctx * scores) / (1.0 + self.t.part_ctx), text)
         ranked = self._rank_sections(units, quotes, k)
         top = int(order[0])
         near = float(self.vectors.near_miss_cosines(vecs[:1])[0]) if len(self.vectors.near_matrix) else None

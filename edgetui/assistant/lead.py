@@ -4,7 +4,8 @@ A 135M model copies values from the wrong sentence ("SK-2240" for a treated-wate
 SK-3110), restates a revised value ("30 minutes", replaced by Revision 4) or degenerates ("1. 1. 1."). A lead
 survives only when its words are the quotes' or the question's, every value it states is one the top quote
 affirms (not one a clause negates or replaces), it adds a value the question did not give, it is not
-ambiguous between two values of one unit, a value it states is of the kind the question asks for (a
+ambiguous between two values of one unit, its sentence does not qualify the asked thing otherwise
+("raw water pumps" for "treated water pumps"), a value it states is of the kind the question asks for (a
 duration for "how long", money for "what fine"), and it is not degenerate. Otherwise the quotes speak alone.
 """
 
@@ -12,8 +13,9 @@ from __future__ import annotations
 
 import re
 
+from edgetui.assistant.index import STOPWORDS
 from edgetui.assistant.qtype import asked, states
-from edgetui.assistant.quotes import Quote, lead_supported, numbers, terms
+from edgetui.assistant.quotes import Quote, lead_supported, numbers, stem, terms
 from edgetui.assistant.ranges import values
 
 # a clause stating a value it negates or replaces: "Never fit an SK-2240 kit", "replaced the earlier 6-hour limit"
@@ -57,6 +59,24 @@ def _is_yes_no(question: str) -> bool:
     return any(_AUX.match(part.strip()) for part in re.split(r"[.?!;:,]|\band\b|\bor\b", question))
 
 
+def modifier_pairs(text: str) -> set[tuple[str, str]]:
+    """(modifier, word) pairs of adjacent content words, stemmed ("treated water", "raw water")."""
+    words = [stem(w) for w in re.findall(r"[a-z]+", text.lower())]
+    return {(a, b) for a, b in zip(words, words[1:], strict=False)
+            if len(a) > 2 and len(b) > 2 and a not in STOPWORDS and b not in STOPWORDS}
+
+
+def contrasted(question: str, sentence: str, attested: frozenset[tuple[str, str]]) -> bool:
+    """The question and the sentence qualify one word with two modifiers the corpus uses as alternatives
+    ("the treated water pumps" against "Raw water pumps use bearing set BR-6310", both "treated water" and
+    "raw water" in `attested`, the corpus's pairs): the sentence is about a sibling of what is asked, so a
+    value copied from it answers another question."""
+    q_words = {stem(w) for w in re.findall(r"[a-z]+", question.lower())}
+    s_words = {stem(w) for w in re.findall(r"[a-z]+", sentence.lower())}
+    return any(x != y and x not in s_words and y not in q_words and (x, w) in attested
+               for x, w in modifier_pairs(question) for y, v in modifier_pairs(sentence) if v == w)
+
+
 def _degenerate(lead: str) -> bool:
     """Output no technician should see: no word of two letters or more ("-", "1."), or one token three
     times or more ("1. 1. 1. 1.")."""
@@ -68,7 +88,8 @@ def _plain(text: str) -> str:
     return " ".join(re.findall(r"[a-z0-9]+", text.lower()))
 
 
-def checked_lead(lead: str, quotes: list[Quote], question: str) -> str:
+def checked_lead(lead: str, quotes: list[Quote], question: str,
+                 attested: frozenset[tuple[str, str]] = frozenset()) -> str:
     """The lead when its words are the quotes' or the question's, every value it states is one the top
     (governing) quote affirms, it states a value the question did not already give, and it is not
     degenerate ("1. 1. 1.", a bare list marker) or a copy of a quoted sentence (the quote is on screen
@@ -91,6 +112,8 @@ def checked_lead(lead: str, quotes: list[Quote], question: str) -> str:
         return ""  # a value the governing sentence does not state, or states only to negate or replace it
     if stated and stated <= numbers(question):  # "P-201 is a seal kit.": repeats the question, answers nothing
         return ""
+    if stated and contrasted(question, quotes[0].sentence, attested):
+        return ""  # "BR-6310" for treated water pumps, from the raw water pumps' sentence
     if _ambiguous(lead, quotes[0].sentence):
         return ""
     kinds = asked(question)

@@ -39,7 +39,7 @@ from edgetui.assistant.hybrid import HybridRetriever, Tuning
 from edgetui.assistant.index import Retriever, clauses
 from edgetui.assistant.intent import FILE as INTENT_FILE
 from edgetui.assistant.intent import INTENTS, IntentClassifier
-from edgetui.assistant.lead import checked_lead
+from edgetui.assistant.lead import checked_lead, modifier_pairs
 from edgetui.assistant.quotes import Quote
 from edgetui.assistant.semantic import SentenceVectors
 from edgetui.engine.base import Engine, EngineError, GenParams
@@ -126,6 +126,9 @@ class Assistant:
         self.tuning = Tuning.from_runtime(rt)
         vectors = SentenceVectors.open(bundle.root, list(self.sections.values()))
         self.hybrid = HybridRetriever(self.retriever, vectors, self.tuning)
+        # modifier pairs the corpus uses ("raw water", "treated water"): a lead copied from a sentence that
+        # qualifies the asked thing otherwise is not shown (lead.contrasted)
+        self.attested = frozenset().union(*(modifier_pairs(u.sentence) for u in vectors.units))
         self.intent = IntentClassifier(bundle.root / INTENT_FILE)
         self.mode = mode or rt.get("answer_mode", "quote")
         if self.mode not in MODES:
@@ -324,7 +327,7 @@ class Assistant:
             return "", [], "", True
         if self.mode == "quote":
             lead = out.splitlines()[0].strip() if out else ""
-            return checked_lead(lead, quotes, question), quotes, "", False
+            return checked_lead(lead, quotes, question, self.attested), quotes, "", False
         if self.mode == "model_quote":
             lead, pairs = prompt.parse_quotes(out)
             chosen: list[Quote] = []
@@ -336,7 +339,7 @@ class Assistant:
                     chosen.append(Quote(sec, sent, 0.0))
             if not chosen:
                 return None
-            return checked_lead(lead, chosen, question), chosen, "", False
+            return checked_lead(lead, chosen, question, self.attested), chosen, "", False
         body, cited = prompt.parse_citations(out)
         if not cited or any(c not in ids for c in cited) or not body:
             return None
