@@ -215,6 +215,8 @@ def main() -> int:
     ap.add_argument("--failures", action="store_true", help="print every failing dev case")
     ap.add_argument("--l2", type=float, default=L2, help="ridge of the answerability model")
     ap.add_argument("--cv", action="store_true", help="cross-validate the ridge on dev, then stop")
+    ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                    help="override one Tuning value before the fit or report (repeatable)")
     args = ap.parse_args()
     globals()["L2"] = args.l2
     bundle = Bundle.open(args.bundle) if args.bundle else active_bundle()
@@ -224,7 +226,8 @@ def main() -> int:
     if args.cv:
         cv_l2(base, dev, embed, base.tuning)
         return 0
-    tuning = base.tuning if args.report_only else fit(base, dev, embed, base.tuning)
+    start = replace(base.tuning, **{k: float(v) for k, v in (o.split("=", 1) for o in args.set)})
+    tuning = start if args.report_only else fit(base, dev, embed, start)
     print("Tuning(" + ", ".join(f"{k}={v}" for k, v in asdict(tuning).items()) + ")")
     a = make(base, tuning, embed)
     _, dev_rows = score(a, dev.cases)
