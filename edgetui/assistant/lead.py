@@ -59,9 +59,13 @@ def _is_yes_no(question: str) -> bool:
     return any(_AUX.match(part.strip()) for part in re.split(r"[.?!;:,]|\band\b|\bor\b", question))
 
 
+def _stems(text: str) -> list[str]:
+    return [stem(w) for w in re.findall(r"[a-z]+", text.lower())]
+
+
 def modifier_pairs(text: str) -> set[tuple[str, str]]:
     """(modifier, word) pairs of adjacent content words, stemmed ("treated water", "raw water")."""
-    words = [stem(w) for w in re.findall(r"[a-z]+", text.lower())]
+    words = _stems(text)
     return {(a, b) for a, b in zip(words, words[1:], strict=False)
             if len(a) > 2 and len(b) > 2 and a not in STOPWORDS and b not in STOPWORDS}
 
@@ -71,8 +75,7 @@ def contrasted(question: str, sentence: str, attested: frozenset[tuple[str, str]
     ("the treated water pumps" against "Raw water pumps use bearing set BR-6310", both "treated water" and
     "raw water" in `attested`, the corpus's pairs): the sentence is about a sibling of what is asked, so a
     value copied from it answers another question."""
-    q_words = {stem(w) for w in re.findall(r"[a-z]+", question.lower())}
-    s_words = {stem(w) for w in re.findall(r"[a-z]+", sentence.lower())}
+    q_words, s_words = set(_stems(question)), set(_stems(sentence))
     return any(x != y and x not in s_words and y not in q_words and (x, w) in attested
                for x, w in modifier_pairs(question) for y, v in modifier_pairs(sentence) if v == w)
 
