@@ -21,6 +21,8 @@ from edgetui.telemetry.storage import TelemetryStore
 
 REPO = Path(__file__).resolve().parent.parent
 SYSFS = Path(__file__).parent / "fixtures" / "sysfs"
+_WITH_CTRL_C = ("import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+                "sys.argv[0] = 'edgetui'; runpy.run_module('edgetui', run_name='__main__')")
 
 
 @pytest.fixture
@@ -99,15 +101,18 @@ def test_ctrl_c_during_bench_sustained_keeps_the_run_marked_incomplete(bundle_ho
     shutil.copytree(bundle_home.home, tmp_path / "home")
     db = tmp_path / "home" / "edgetui.db"
     env = {**os.environ, "EDGETUI_HOME": str(tmp_path / "home")}
-    p = subprocess.Popen([sys.executable, "-m", "edgetui", "bench", "sustained", "--minutes", "5", "--json"],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
+    # A shell that starts a job in the background (`make test &`, a CI runner) hands it SIGINT ignored, and
+    # Python then never raises KeyboardInterrupt: give the child the terminal's Ctrl+C back explicitly.
+    argv = [sys.executable, "-c", _WITH_CTRL_C, "bench", "sustained", "--minutes", "5", "--json"]
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
     try:
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline:  # wait until the run has recorded something
+        deadline, recorded = time.monotonic() + 240, 0
+        while time.monotonic() < deadline and recorded < 2 and p.poll() is None:  # until the run records
             time.sleep(0.5)
-            if db.exists() and TelemetryStore(open_db(db)).db.execute(
-                    "SELECT COUNT(*) FROM telemetry_samples WHERE run_id IS NOT NULL").fetchone()[0] >= 2:
-                break
+            if db.exists():
+                recorded = TelemetryStore(open_db(db)).db.execute(
+                    "SELECT COUNT(*) FROM telemetry_samples WHERE run_id IS NOT NULL").fetchone()[0]
+        assert recorded >= 2, f"the sustained run recorded {recorded} samples in 240 s: {p.poll()=}"
         p.send_signal(signal.SIGINT)
         out, err = p.communicate(timeout=240)
     finally:
