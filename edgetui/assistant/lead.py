@@ -1,12 +1,13 @@
 """The model's one-line lead is shown only when it says what the governing sentence says.
 
 A 135M model copies values from the wrong sentence ("SK-2240" for a treated-water pump whose sentence says
-SK-3110), restates a revised value ("30 minutes", replaced by Revision 4) or degenerates ("1. 1. 1."). A lead
-survives only when its words are the quotes' or the question's, every value it states is one the top quote
-affirms (not one a clause negates or replaces), it adds a value the question did not give, it is not
-ambiguous between two values of one unit, its sentence does not qualify the asked thing otherwise
-("raw water pumps" for "treated water pumps"), a value it states is of the kind the question asks for (a
-duration for "how long", money for "what fine"), and it is not degenerate. Otherwise the quotes speak alone.
+SK-3110), restates a revised value ("30 minutes", replaced by Revision 4), echoes the question ("The citation
+module is offline.") or degenerates ("1. 1. 1."). A lead survives only when its words are the quotes' or the
+question's, every value it states is one the top quote affirms (not one a clause negates or replaces), it adds
+a value or a word the question did not give, it is not ambiguous between two values of one unit, its sentence
+does not qualify the asked thing otherwise ("raw water pumps" for "treated water pumps"), a value it states is
+of the kind the question asks for (a duration for "how long", money for "what fine"), and it is not
+degenerate. Otherwise the quotes speak alone.
 """
 
 from __future__ import annotations
@@ -80,6 +81,14 @@ def contrasted(question: str, sentence: str, attested: frozenset[tuple[str, str]
                for x, w in modifier_pairs(question) for y, v in modifier_pairs(sentence) if v == w)
 
 
+def _restates(lead: str, question: str) -> bool:
+    """Every content word of the lead is one of the question's (stemmed): it echoes what the technician typed,
+    an injected claim included, and answers nothing. A letter the question lacks ("Tier C", "Zone D") counts."""
+    asked_words = set(_stems(question))
+    own = [w for w in _stems(lead) if w not in STOPWORDS]
+    return bool(own) and all(w in asked_words for w in own)
+
+
 def _degenerate(lead: str) -> bool:
     """Output no technician should see: no word of two letters or more ("-", "1."), or one token three
     times or more ("1. 1. 1. 1.")."""
@@ -115,6 +124,8 @@ def checked_lead(lead: str, quotes: list[Quote], question: str,
         return ""  # a value the governing sentence does not state, or states only to negate or replace it
     if stated and stated <= numbers(question):  # "P-201 is a seal kit.": repeats the question, answers nothing
         return ""
+    if not stated and not _YES_NO.match(lead) and _restates(lead, question):
+        return ""  # "The citation module is offline." to a question that claims so: the question's words back
     if stated and contrasted(question, quotes[0].sentence, attested):
         return ""  # "BR-6310" for treated water pumps, from the raw water pumps' sentence
     if _ambiguous(lead, quotes[0].sentence):
